@@ -1,0 +1,25 @@
+"""oscillax: skew-symmetric continuous-time RNNs in JAX: simulate, sweep, fit."""
+
+import importlib.metadata
+
+from ._activation import ACTIVATIONS as ACTIVATIONS
+from ._activation import Activation as Activation
+from ._activation import get_activation as get_activation
+from ._field import AbstractSkewField as AbstractSkewField
+from ._field import PostActivation as PostActivation
+from ._field import PreActivation as PreActivation
+from ._skew import random_skew as random_skew
+from ._skew import skew as skew
+from ._skew import skew_from_frequencies as skew_from_frequencies
+from ._solve import Status as Status
+from ._solve import Trajectory as Trajectory
+from ._solve import simulate as simulate
+from ._solver import ADAPTIVE_SOLVERS as ADAPTIVE_SOLVERS
+from ._solver import FIXED_SOLVERS as FIXED_SOLVERS
+from ._solver import SOLVERS as SOLVERS
+from ._solver import AbstractFixedSolver as AbstractFixedSolver
+
+try:
+    __version__ = importlib.metadata.version("oscillax")
+except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
+    __version__ = "0+unknown"

@@ -1,0 +1,248 @@
+"""Activations that know their antiderivative, so motion invariants are exact.
+
+Every `Activation` carries $\\sigma$ (`fn`), its antiderivative $\\Phi$ with $\\Phi(0) = 0$
+(`antiderivative`), and the three properties that decide the dynamics: `odd`, `bounded`
+and `continuous` (see THEORY: odd + bounded + continuous gives closed orbits and slow,
+sub-exponential Euler drift).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_LOG2 = math.log(2.0)
+
+
+def _logcosh(x):
+    # log cosh x = |x| + log1p(exp(-2|x|)) - log 2: no overflow for any finite x.
+    a = jnp.abs(x)
+    return a + jnp.log1p(jnp.exp(-2.0 * a)) - _LOG2
+
+
+def _hardtanh(x):
+    return jnp.clip(x, -1.0, 1.0)
+
+
+def _hardtanh_anti(x):
+    a = jnp.abs(x)
+    return jnp.where(a <= 1.0, 0.5 * x * x, a - 0.5)
+
+
+def _softsign(x):
+    return x / (1.0 + jnp.abs(x))
+
+
+def _softsign_anti(x):
+    a = jnp.abs(x)
+    return a - jnp.log1p(a)
+
+
+def _erf_anti(x):
+    # d/dx [x erf x + exp(-x^2)/sqrt(pi)] = erf x; subtract the value at 0.
+    return x * jax.scipy.special.erf(x) + jnp.expm1(-x * x) / math.sqrt(math.pi)
+
+
+def _relu(x):
+    return jnp.maximum(x, 0.0)
+
+
+def _relu_anti(x):
+    p = jnp.maximum(x, 0.0)
+    return 0.5 * p * p
+
+
+LEAKY_SLOPE = 0.01
+
+
+def _leaky_relu(x):
+    return jnp.where(x >= 0, x, LEAKY_SLOPE * x)
+
+
+def _leaky_relu_anti(x):
+    return jnp.where(x >= 0, 0.5 * x * x, 0.5 * LEAKY_SLOPE * x * x)
+
+
+def _sigmoid_anti(x):
+    # softplus(x) - log 2, with logaddexp for stability at large |x|.
+    return jnp.logaddexp(x, 0.0) - _LOG2
+
+
+def _rectified_tanh(x):
+    return jnp.maximum(jnp.tanh(x), 0.0)
+
+
+def _rectified_tanh_anti(x):
+    return _logcosh(jnp.maximum(x, 0.0))
+
+
+def _identity(x):
+    return x
+
+
+def _square_half(x):
+    return 0.5 * x * x
+
+
+def _sin_anti(x):
+    # 1 - cos x = 2 sin^2(x/2): no cancellation near 0.
+    s = jnp.sin(0.5 * x)
+    return 2.0 * s * s
+
+
+class Activation(eqx.Module):
+    """An elementwise nonlinearity with its antiderivative and structural flags.
+
+    **Fields:**
+    - `name`: label used in tables and figures.
+    - `fn`: $\\sigma$, elementwise and jax-traceable.
+    - `antiderivative`: $\\Phi(x) = \\int_0^x \\sigma$, so $\\Phi(0) = 0$.
+    - `odd`, `bounded`, `continuous`: properties of $\\sigma$.
+    - `exact`: True when $\\Phi$ is closed-form, False when it is computed by quadrature.
+    """
+
+    name: str = eqx.field(static=True)
+    fn: Callable = eqx.field(static=True)
+    antiderivative: Callable = eqx.field(static=True)
+    odd: bool = eqx.field(static=True)
+    bounded: bool = eqx.field(static=True)
+    continuous: bool = eqx.field(static=True)
+    exact: bool = eqx.field(static=True, default=True)
+
+    def __call__(self, x):
+        return self.fn(x)
+
+    def derivative(self, x):
+        """$\\sigma'(x)$ elementwise, by forward-mode differentiation."""
+        x = jnp.asarray(x)
+        return jax.jvp(self.fn, (x,), (jnp.ones_like(x),))[1]
+
+    @property
+    def is_linear(self) -> bool:
+        return self.name == "identity"
+
+
+_BUILTIN: dict[str, Activation] = {
+    a.name: a
+    for a in (
+        Activation("identity", _identity, _square_half, odd=True, bounded=False, continuous=True),
+        Activation("tanh", jnp.tanh, _logcosh, odd=True, bounded=True, continuous=True),
+        Activation("hardtanh", _hardtanh, _hardtanh_anti, odd=True, bounded=True, continuous=True),
+        Activation("softsign", _softsign, _softsign_anti, odd=True, bounded=True, continuous=True),
+        Activation("sin", jnp.sin, _sin_anti, odd=True, bounded=True, continuous=True),
+        Activation("erf", jax.scipy.special.erf, _erf_anti, odd=True, bounded=True,
+                   continuous=True),
+        Activation("relu", _relu, _relu_anti, odd=False, bounded=False, continuous=True),
+        Activation("leaky_relu", _leaky_relu, _leaky_relu_anti, odd=False, bounded=False,
+                   continuous=True),
+        Activation("sigmoid", jax.nn.sigmoid, _sigmoid_anti, odd=False, bounded=True,
+                   continuous=True),
+        Activation("rectified_tanh", _rectified_tanh, _rectified_tanh_anti, odd=False,
+                   bounded=True, continuous=True),
+    )
+}
+
+ACTIVATIONS: tuple[str, ...] = tuple(_BUILTIN)
+
+# Composite Gauss-Legendre on [0, 1]: 16 panels x 8 nodes, exact for piecewise polynomials
+# of degree 15 per panel; used for user activations without a closed-form antiderivative.
+_GL_PANELS = 16
+_gl_t, _gl_w = np.polynomial.legendre.leggauss(8)
+_GL_NODES = ((np.arange(_GL_PANELS)[:, None] + 0.5 * (_gl_t[None, :] + 1.0)) / _GL_PANELS).ravel()
+_GL_WEIGHTS = np.tile(0.5 * _gl_w, _GL_PANELS) / _GL_PANELS
+
+
+def _quadrature_antiderivative(fn: Callable) -> Callable:
+    def antiderivative(x):
+        x = jnp.asarray(x)
+        nodes = jnp.asarray(_GL_NODES, x.dtype)
+        weights = jnp.asarray(_GL_WEIGHTS, x.dtype)
+        vals = fn(x[..., None] * nodes)  # (..., q)
+        return x * jnp.sum(vals * weights, axis=-1)
+
+    return antiderivative
+
+
+def _check_flags(fn: Callable) -> tuple[bool, bool, bool]:
+    """Numerically decide whether a user `fn` is odd, bounded and continuous."""
+    grid = np.concatenate([np.linspace(-10.0, 10.0, 2001), [-1e3, -1e2, 1e2, 1e3]])
+    g = jnp.asarray(grid, jnp.float32)
+    f_pos = np.asarray(fn(g), np.float64)
+    f_neg = np.asarray(fn(-g), np.float64)
+    if f_pos.shape != grid.shape or not np.all(np.isfinite(f_pos)):
+        raise ValueError(
+            "`activation` must be an elementwise function returning finite values of the "
+            f"same shape as its input; on a test grid it returned shape {f_pos.shape} "
+            "or non-finite values."
+        )
+    scale = 1.0 + np.abs(f_pos)
+    odd = bool(np.all(np.abs(f_pos + f_neg) <= 1e-5 * scale))
+    far = jnp.asarray([-1e6, -1e3, 1e3, 1e6], jnp.float32)
+    f_far = np.abs(np.asarray(fn(far), np.float64))
+    bounded = bool(
+        np.all(np.isfinite(f_far))
+        and f_far[0] <= 2.0 * f_far[1] + 1e-3
+        and f_far[3] <= 2.0 * f_far[2] + 1e-3
+    )
+    fine = jnp.asarray(np.linspace(-5.0, 5.0, 100_001), jnp.float32)
+    jumps = np.abs(np.diff(np.asarray(fn(fine), np.float64)))
+    continuous = bool(np.max(jumps) < 1e-2)
+    return odd, bounded, continuous
+
+
+_USER_CACHE: dict[Callable, Activation] = {}
+
+
+def get_activation(activation: str | Callable | Activation) -> Activation:
+    """Look up a built-in activation by name, or wrap a user function.
+
+    **Arguments:**
+    - `activation`: one of `ACTIVATIONS` (`"identity"`, `"tanh"`, `"hardtanh"`,
+      `"softsign"`, `"sin"`, `"erf"`, `"relu"`, `"leaky_relu"`, `"sigmoid"`,
+      `"rectified_tanh"`), an `Activation`, or any jax-traceable elementwise function. A
+      function gets a quadrature antiderivative (composite Gauss-Legendre, 128 nodes) and
+      numerically checked flags.
+
+    **Returns:** an `Activation`.
+
+    ```python
+    act = ox.get_activation("tanh")
+    act.antiderivative(1e4)  # log cosh, no overflow
+    ```
+    """
+    if isinstance(activation, Activation):
+        return activation
+    if isinstance(activation, str):
+        key = activation.strip().lower().replace("-", "_")
+        try:
+            return _BUILTIN[key]
+        except KeyError:
+            raise ValueError(
+                f"`activation` must be one of {', '.join(ACTIVATIONS)} or a callable; "
+                f"got {activation!r}."
+            ) from None
+    if callable(activation):
+        if activation in _USER_CACHE:
+            return _USER_CACHE[activation]
+        odd, bounded, continuous = _check_flags(activation)
+        name = getattr(activation, "__name__", "custom")
+        act = Activation(
+            name if name != "<lambda>" else "custom",
+            activation,
+            _quadrature_antiderivative(activation),
+            odd=odd,
+            bounded=bounded,
+            continuous=continuous,
+            exact=False,
+        )
+        _USER_CACHE[activation] = act
+        return act
+    raise ValueError(
+        f"`activation` must be a name ({', '.join(ACTIVATIONS)}), an Activation or a "
+        f"callable; got {type(activation).__name__} {activation!r}."
+    )

@@ -1,0 +1,285 @@
+"""Skew-symmetric vector fields as equinox modules (usable directly as diffrax ODETerms).
+
+- `PreActivation`:  $\\dot x = \\sigma(A x + B u(t) + b) - \\gamma x$
+- `PostActivation`: $\\dot x = A \\sigma(x) + B u(t) + b$
+
+with $A^\\top = -A$. Identity $\\sigma$ gives the linear system in either form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ._activation import Activation, get_activation
+from ._skew import skew_asymmetry
+
+# Up to this dimension A @ X is an unrolled sum of elementwise products. For the batch-minor
+# layout (n, B) that is both fast (no small-matmul overhead) and batch-independent bit for bit.
+SMALL_N = 32
+
+SKEW_TOL = 1e-5
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def matvec(A, X):
+    """$A X$ for X laid out `(n, B)`; A is shared `(n, n)` or per trajectory `(n, n, B)`."""
+    n = X.shape[0]
+    if n <= SMALL_N:
+        if A.ndim == 2:
+            out = A[:, 0:1] * X[0:1, :]
+            for j in range(1, n):
+                out = out + A[:, j : j + 1] * X[j : j + 1, :]
+        else:
+            out = A[:, 0, :] * X[0:1, :]
+            for j in range(1, n):
+                out = out + A[:, j, :] * X[j : j + 1, :]
+        return out
+    if A.ndim == 2:
+        return A @ X
+    return jnp.einsum("ijb,jb->ib", A, X)
+
+
+def _check_matrix(name: str, M, *, check_skew: bool) -> None:
+    if M.ndim != 2 or M.shape[0] != M.shape[1]:
+        raise ValueError(
+            f"`{name}` must be a square matrix (n, n); got shape {tuple(M.shape)}. "
+            "Build one with ox.skew(W), ox.random_skew(key, n) or ox.skew_from_frequencies."
+        )
+    if not jnp.issubdtype(M.dtype, jnp.floating):
+        raise ValueError(f"`{name}` must have a floating dtype; got {M.dtype}.")
+    if _is_concrete(M):
+        Mn = np.asarray(M)
+        if not np.all(np.isfinite(Mn)):
+            raise ValueError(
+                f"`{name}` contains NaN or inf ({int(np.sum(~np.isfinite(Mn)))} entries); "
+                "pass a finite matrix."
+            )
+        if check_skew:
+            asym = skew_asymmetry(Mn)
+            if asym > SKEW_TOL:
+                raise ValueError(
+                    f"`{name}` must be skew-symmetric (A.T == -A); measured asymmetry "
+                    f"max|A + A.T| / max(max|A|, 1) = {asym:.3g} > {SKEW_TOL:g}. Use "
+                    f"ox.skew(W) to build A = W - W.T, or pass check_skew=False to use a "
+                    "non-skew matrix on purpose."
+                )
+
+
+class AbstractSkewField(eqx.Module):
+    """Common parts of the two forms. Subclasses define `rhs` and `invariant`."""
+
+    A: Float[Array, "n n"]
+    activation: Activation
+    bias: Float[Array, " n"] | None
+    input_matrix: Float[Array, "n m"] | None
+    drive: Callable | None = eqx.field(static=True)
+
+    @property
+    def n(self) -> int:
+        return self.A.shape[-1]
+
+    @property
+    def dtype(self):
+        return self.A.dtype
+
+    def _input(self, t, args):
+        """Contribution $B u(t)$ as an `(n,)` vector, or None without a drive."""
+        if self.input_matrix is None:
+            return None
+        u = self.drive(t) if self.drive is not None else args
+        if u is None:
+            raise ValueError(
+                "this field has an `input_matrix` but no input: pass `drive=` (a function "
+                "of t) when building it, or the input u as `args`."
+            )
+        return self.input_matrix @ jnp.asarray(u, self.A.dtype)
+
+    def __call__(self, t, x, args=None):
+        """$\\dot x$ for `x` of shape `(n,)` or `(..., n)` (diffrax ODETerm signature)."""
+        x = jnp.asarray(x)
+        X = x.reshape(-1, x.shape[-1]).T
+        return self.rhs(X, t, args).T.reshape(x.shape)
+
+    def _rhs_with_input(self, X, inp):
+        raise NotImplementedError
+
+    def rhs(self, X, t=0.0, args=None):
+        """$\\dot X$ for states laid out `(n, B)` (batch on the minor axis)."""
+        inp = self._input(t, args)
+        return self._rhs_with_input(X, None if inp is None else inp[:, None])
+
+    def has_invariant(self) -> bool:
+        raise NotImplementedError
+
+    def invariant(self, x):
+        raise NotImplementedError
+
+    def cell(self, x, u, dt):
+        """One forward-Euler step with input `u`: the field as a discrete RNN cell.
+
+        **Arguments:** `x` `(n,)` or `(B, n)`, `u` `(m,)` or `(B, m)`, step `dt`.
+        """
+        if self.input_matrix is None:
+            raise ValueError("`cell` needs a field built with `input_matrix=`; this one has none.")
+        x = jnp.asarray(x)
+        X = x.reshape(-1, x.shape[-1]).T
+        U = jnp.asarray(u, self.A.dtype).reshape(-1, self.input_matrix.shape[1]).T
+        dX = self._rhs_with_input(X, self.input_matrix @ U)
+        return (X + dt * dX).T.reshape(x.shape)
+
+
+def _common_init(self, A, activation, bias, input_matrix, drive, check_skew):
+    A = jnp.asarray(A)
+    if not jnp.issubdtype(A.dtype, jnp.floating):
+        A = A.astype(jnp.result_type(float))
+    _check_matrix("A", A, check_skew=check_skew)
+    n = A.shape[0]
+    if bias is not None:
+        bias = jnp.asarray(bias, A.dtype)
+        if bias.shape != (n,):
+            raise ValueError(f"`bias` must have shape ({n},) to match A; got {tuple(bias.shape)}.")
+        if _is_concrete(bias) and not np.all(np.isfinite(np.asarray(bias))):
+            raise ValueError("`bias` contains NaN or inf; pass finite values.")
+    if input_matrix is not None:
+        input_matrix = jnp.asarray(input_matrix, A.dtype)
+        if input_matrix.ndim != 2 or input_matrix.shape[0] != n:
+            raise ValueError(
+                f"`input_matrix` must have shape ({n}, m); got {tuple(input_matrix.shape)}."
+            )
+    if drive is not None and input_matrix is None:
+        raise ValueError("`drive` needs an `input_matrix` (n, m) that maps u(t) into the state.")
+    if drive is not None and not callable(drive):
+        raise ValueError(f"`drive` must be a function of t; got {type(drive).__name__}.")
+    self.A = A
+    self.activation = get_activation(activation)
+    self.bias = bias
+    self.input_matrix = input_matrix
+    self.drive = drive
+
+
+class PreActivation(AbstractSkewField):
+    """Pre-activation (AntisymmetricRNN-style) field $\\dot x = \\sigma(Ax + Bu + b) - \\gamma x$.
+
+    **Arguments:**
+    - `A`: skew-symmetric `(n, n)`; checked unless `check_skew=False`.
+    - `activation`: a name from `ox.ACTIVATIONS`, an `Activation`, or a function.
+    - `bias`: optional `(n,)` bias $b$.
+    - `gamma`: diffusion $\\gamma \\ge 0$ (AntisymmetricRNN's damping).
+    - `input_matrix`, `drive`: optional external input $B u(t)$, `B` of shape `(n, m)` and
+      `drive(t) -> (m,)` (or pass u as diffrax `args`).
+
+    The motion invariant (for $\\gamma = 0$, no input) is $I(x) = \\sum_i \\Phi((Ax + b)_i)$,
+    because $y = Ax + b$ obeys $\\dot y = A\\sigma(y)$.
+
+    ```python
+    field = ox.PreActivation(ox.skew_from_frequencies([1.0]), "tanh")
+    traj = ox.simulate(field, jnp.array([1.0, 0.0]), dt=0.01, t1=10.0)
+    ```
+    """
+
+    gamma: float | Array
+
+    def __init__(
+        self,
+        A,
+        activation="tanh",
+        bias=None,
+        gamma=0.0,
+        *,
+        input_matrix=None,
+        drive=None,
+        check_skew: bool = True,
+    ):
+        _common_init(self, A, activation, bias, input_matrix, drive, check_skew)
+        if _is_concrete(gamma):
+            g = np.asarray(gamma)
+            if g.shape != () or not np.isfinite(g) or g < 0:
+                raise ValueError(
+                    f"`gamma` must be a finite scalar >= 0 (the diffusion term); got {gamma!r}."
+                )
+            gamma = float(g)
+        self.gamma = gamma
+
+    def _rhs_with_input(self, X, inp):
+        Z = matvec(self.A, X)
+        if self.bias is not None:
+            Z = Z + self.bias[:, None]
+        if inp is not None:
+            Z = Z + inp
+        out = self.activation.fn(Z)
+        if not (isinstance(self.gamma, float) and self.gamma == 0.0):
+            out = out - self.gamma * X
+        return out
+
+    def has_invariant(self) -> bool:
+        return self.input_matrix is None and isinstance(self.gamma, float) and self.gamma == 0.0
+
+    def invariant(self, x):
+        """$I(x) = \\sum_i \\Phi((Ax + b)_i)$ for `x` of shape `(..., n)` (identity and b = 0:
+        $\\tfrac12\\|x\\|^2$)."""
+        if not self.has_invariant():
+            raise ValueError(
+                "this PreActivation field has no motion invariant: one exists only for "
+                f"gamma = 0 and no external input (got gamma={self.gamma!r}, input "
+                f"{'set' if self.input_matrix is not None else 'none'})."
+            )
+        x = jnp.asarray(x)
+        if self.activation.is_linear and self.bias is None:
+            return 0.5 * jnp.sum(x * x, axis=-1)
+        X = x.reshape(-1, x.shape[-1]).T
+        Z = matvec(self.A, X)
+        if self.bias is not None:
+            Z = Z + self.bias[:, None]
+        return jnp.sum(self.activation.antiderivative(Z), axis=0).reshape(x.shape[:-1])
+
+
+class PostActivation(AbstractSkewField):
+    """Post-activation (Hopfield-style) field $\\dot x = A\\sigma(x) + Bu + b$.
+
+    **Arguments:** as `PreActivation`, without `gamma`.
+
+    The motion invariant (for $b = 0$, no input) is $V(x) = \\sum_i \\Phi(x_i)$, because
+    $\\dot V = \\sigma(x)^\\top A \\sigma(x) = 0$.
+    """
+
+    def __init__(
+        self,
+        A,
+        activation="tanh",
+        bias=None,
+        *,
+        input_matrix=None,
+        drive=None,
+        check_skew: bool = True,
+    ):
+        _common_init(self, A, activation, bias, input_matrix, drive, check_skew)
+
+    def _rhs_with_input(self, X, inp):
+        out = matvec(self.A, self.activation.fn(X))
+        if self.bias is not None:
+            out = out + self.bias[:, None]
+        if inp is not None:
+            out = out + inp
+        return out
+
+    def has_invariant(self) -> bool:
+        return self.input_matrix is None and self.bias is None
+
+    def invariant(self, x):
+        """$V(x) = \\sum_i \\Phi(x_i)$ for `x` of shape `(..., n)`."""
+        if not self.has_invariant():
+            raise ValueError(
+                "this PostActivation field has no motion invariant: one exists only with "
+                "no bias and no external input."
+            )
+        x = jnp.asarray(x)
+        return jnp.sum(self.activation.antiderivative(x), axis=-1)

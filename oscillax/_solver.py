@@ -1,0 +1,203 @@
+"""Fixed-step solvers of the engine, on states laid out `(n, B)` (batch on the minor axis).
+
+Each solver is a small class: `step` advances the whole batch by `h` (a scalar or a `(B,)`
+vector, one step size per trajectory), `order` is its convergence order, and
+`stability_function` is $R(z)$ with $x_{k+1} = R(h\\lambda) x_k$ on $\\dot x = \\lambda x$,
+which `ox.amplification` uses for the linear-theory boundaries. Adaptive reference solvers
+are diffrax's own (see `ADAPTIVE_SOLVERS`).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import diffrax
+import equinox as eqx
+import jax.numpy as jnp
+
+from ._field import SMALL_N, AbstractSkewField, PreActivation, matvec
+
+
+class AbstractFixedSolver(eqx.Module):
+    """A one-step method $X_{k+1} = \\Psi_h(t_k, X_k)$."""
+
+    name: eqx.AbstractClassVar[str]
+    order: eqx.AbstractClassVar[int]
+
+    @abc.abstractmethod
+    def step(self, field: AbstractSkewField, t, X, h, args=None):
+        """Advance `X` `(n, B)` from `t` by `h` (scalar or `(B,)`)."""
+
+    @abc.abstractmethod
+    def stability_function(self, z):
+        """$R(z)$ for the scalar test equation."""
+
+
+class Euler(AbstractFixedSolver):
+    """Forward Euler, $X_{k+1} = X_k + h f(X_k)$."""
+
+    name: ClassVar[str] = "euler"
+    order: ClassVar[int] = 1
+
+    def step(self, field, t, X, h, args=None):
+        return X + h * field.rhs(X, t, args)
+
+    def stability_function(self, z):
+        return 1 + z
+
+
+class Heun(AbstractFixedSolver):
+    """Heun's method (explicit trapezoid), order 2."""
+
+    name: ClassVar[str] = "heun"
+    order: ClassVar[int] = 2
+
+    def step(self, field, t, X, h, args=None):
+        k1 = field.rhs(X, t, args)
+        k2 = field.rhs(X + h * k1, t + h, args)
+        return X + 0.5 * h * (k1 + k2)
+
+    def stability_function(self, z):
+        return 1 + z + z**2 / 2
+
+
+class Midpoint(AbstractFixedSolver):
+    """Explicit midpoint, order 2."""
+
+    name: ClassVar[str] = "midpoint"
+    order: ClassVar[int] = 2
+
+    def step(self, field, t, X, h, args=None):
+        k1 = field.rhs(X, t, args)
+        k2 = field.rhs(X + 0.5 * h * k1, t + 0.5 * h, args)
+        return X + h * k2
+
+    def stability_function(self, z):
+        return 1 + z + z**2 / 2
+
+
+class RK4(AbstractFixedSolver):
+    """The classical fourth-order Runge-Kutta method."""
+
+    name: ClassVar[str] = "rk4"
+    order: ClassVar[int] = 4
+
+    def step(self, field, t, X, h, args=None):
+        k1 = field.rhs(X, t, args)
+        k2 = field.rhs(X + 0.5 * h * k1, t + 0.5 * h, args)
+        k3 = field.rhs(X + 0.5 * h * k2, t + 0.5 * h, args)
+        k4 = field.rhs(X + h * k3, t + h, args)
+        return X + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
+
+    def stability_function(self, z):
+        return 1 + z + z**2 / 2 + z**3 / 6 + z**4 / 24
+
+
+def _solve_small(M, R):
+    """Solve $M_b x_b = r_b$ for every b, M `(n, n, B)`, R `(n, B)`: unrolled Gauss-Jordan.
+
+    No pivoting: the matrices here are $I - \\tfrac{h}{2} J$ with J = D A (or A D), D a
+    diagonal of slopes, whose diagonal is 1 and which stay well conditioned. Elementwise in B,
+    so a trajectory's result does not depend on its batch.
+    """
+    n = M.shape[0]
+    rows = [M[i] for i in range(n)]  # each (n, B)
+    rhs = [R[i] for i in range(n)]  # each (B,)
+    for k in range(n):
+        piv = rows[k][k]
+        inv = 1.0 / piv
+        rows[k] = rows[k] * inv
+        rhs[k] = rhs[k] * inv
+        for i in range(n):
+            if i == k:
+                continue
+            f = rows[i][k]
+            rows[i] = rows[i] - f * rows[k]
+            rhs[i] = rhs[i] - f * rhs[k]
+    return jnp.stack(rhs)
+
+
+class ImplicitMidpoint(AbstractFixedSolver):
+    """Implicit midpoint $X_{k+1} = X_k + h f(\\tfrac{X_k + X_{k+1}}{2})$.
+
+    Exactly norm-preserving on linear skew systems (it is the Cayley transform there), and a
+    Poisson integrator for both forms, so the invariant does not drift. Solved by Newton's
+    method on the midpoint $Z$: one iteration is exact for linear fields.
+    """
+
+    name: ClassVar[str] = "implicit_midpoint"
+    order: ClassVar[int] = 2
+    newton_iters: int = eqx.field(static=True, default=5)
+
+    def stability_function(self, z):
+        return (1 + z / 2) / (1 - z / 2)
+
+    def step(self, field, t, X, h, args=None):
+        if field.input_matrix is not None:
+            inp = field._input(t + 0.5 * h, args)[:, None]
+        else:
+            inp = None
+        f = lambda Z: field._rhs_with_input(Z, inp)
+        act = field.activation
+        A = field.A
+        n, B = X.shape
+        A3 = A[:, :, None] if A.ndim == 2 else A  # (n, n, 1 or B)
+        half_h = 0.5 * h
+        eye = jnp.eye(n, dtype=X.dtype)[:, :, None]
+        iters = 1 if act.is_linear else self.newton_iters
+        Z = X + half_h * f(X)
+        if act.is_linear:
+            Z = X  # Newton from X is exact in one step for a linear field
+        for _ in range(iters):
+            G = Z - X - half_h * f(Z)
+            if isinstance(field, PreActivation):
+                pre = matvec(A, Z)
+                if field.bias is not None:
+                    pre = pre + field.bias[:, None]
+                if inp is not None:
+                    pre = pre + inp
+                D = act.derivative(pre)  # (n, B)
+                J = D[:, None, :] * A3  # J_ij = d_i A_ij
+                gamma = field.gamma
+                if not (isinstance(gamma, float) and gamma == 0.0):
+                    J = J - gamma * eye
+            else:
+                D = act.derivative(Z)
+                J = A3 * D[None, :, :]  # J_ij = A_ij d_j
+            M = eye - half_h * J
+            if n <= SMALL_N // 4:
+                dZ = _solve_small(jnp.broadcast_to(M, (n, n, B)), G)
+            else:
+                Mb = jnp.moveaxis(jnp.broadcast_to(M, (n, n, B)), -1, 0)
+                dZ = jnp.linalg.solve(Mb, G.T[:, :, None])[:, :, 0].T
+            Z = Z - dZ
+        return 2.0 * Z - X
+
+
+FIXED_SOLVERS: dict[str, AbstractFixedSolver] = {
+    s.name: s for s in (Euler(), Heun(), Midpoint(), RK4(), ImplicitMidpoint())
+}
+
+ADAPTIVE_SOLVERS: dict[str, type] = {
+    "tsit5": diffrax.Tsit5,
+    "dopri5": diffrax.Dopri5,
+    "dopri8": diffrax.Dopri8,
+}
+
+SOLVERS: tuple[str, ...] = tuple(FIXED_SOLVERS) + tuple(ADAPTIVE_SOLVERS)
+
+
+def get_solver(name: str) -> AbstractFixedSolver | str:
+    """The fixed-step solver object for `name`, or the name itself for an adaptive one."""
+    if isinstance(name, AbstractFixedSolver):
+        return name
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key in FIXED_SOLVERS:
+        return FIXED_SOLVERS[key]
+    if key in ADAPTIVE_SOLVERS:
+        return key
+    raise ValueError(
+        f"`solver` must be one of {', '.join(SOLVERS)}; got {name!r}. Fixed-step: "
+        f"{', '.join(FIXED_SOLVERS)}; adaptive (diffrax): {', '.join(ADAPTIVE_SOLVERS)}."
+    )

@@ -20,9 +20,15 @@ _LOG2 = math.log(2.0)
 
 
 def _logcosh(x):
-    # log cosh x = |x| + log1p(exp(-2|x|)) - log 2: no overflow for any finite x.
+    # log cosh x = |x| + log1p(exp(-2|x|)) - log 2: no overflow for any finite x, but for
+    # small |x| the terms cancel (x = 1e-4 in float32 came out 6x too large). There,
+    # cosh x - 1 = 2 sinh^2(x/2) keeps full relative accuracy. min() keeps the unused
+    # branch finite so its gradient is not NaN.
     a = jnp.abs(x)
-    return a + jnp.log1p(jnp.exp(-2.0 * a)) - _LOG2
+    s = jnp.sinh(0.5 * jnp.minimum(a, 1.0))
+    small = jnp.log1p(2.0 * s * s)
+    large = a + jnp.log1p(jnp.exp(-2.0 * a)) - _LOG2
+    return jnp.where(a <= 1.0, small, large)
 
 
 def _hardtanh(x):
@@ -38,9 +44,23 @@ def _softsign(x):
     return x / (1.0 + jnp.abs(x))
 
 
+# 1 / (2j + 3), j = 0..15: Taylor coefficients of (atanh z - z) / z^3 in z^2.
+_ATANH_TAIL = tuple(1.0 / (2 * j + 3) for j in range(16))
+
+
 def _softsign_anti(x):
+    # |x| - log1p|x| cancels for small |x|. With z = a / (2 + a), log1p(a) = 2 atanh z, so
+    # a - log1p(a) = a^2 / (2 + a) - 2 (atanh z - z), and the tail is a short series for
+    # a <= 1 (z <= 1/3); both terms are then accurate relative to the result.
     a = jnp.abs(x)
-    return a - jnp.log1p(a)
+    b = jnp.minimum(a, 1.0)
+    z = b / (2.0 + b)
+    z2 = z * z
+    tail = jnp.zeros_like(z)
+    for c in reversed(_ATANH_TAIL):
+        tail = tail * z2 + c
+    small = b * b / (2.0 + b) - 2.0 * z * z2 * tail
+    return jnp.where(a <= 1.0, small, a - jnp.log1p(a))
 
 
 def _erf_anti(x):
@@ -69,8 +89,11 @@ def _leaky_relu_anti(x):
 
 
 def _sigmoid_anti(x):
-    # softplus(x) - log 2, with logaddexp for stability at large |x|.
-    return jnp.logaddexp(x, 0.0) - _LOG2
+    # softplus(x) - log 2 = log1p(expm1(x) / 2): accurate near 0 (where the difference of
+    # the first form cancels) and for all x <= 1; logaddexp for large x, where expm1 would
+    # overflow. min() keeps the unused branch finite so its gradient is not NaN.
+    small = jnp.log1p(0.5 * jnp.expm1(jnp.minimum(x, 1.0)))
+    return jnp.where(x <= 1.0, small, jnp.logaddexp(x, 0.0) - _LOG2)
 
 
 def _rectified_tanh(x):
@@ -160,8 +183,12 @@ _GL_WEIGHTS = np.tile(0.5 * _gl_w, _GL_PANELS) / _GL_PANELS
 def _quadrature_antiderivative(fn: Callable) -> Callable:
     def antiderivative(x):
         x = jnp.asarray(x)
-        nodes = jnp.asarray(_GL_NODES, x.dtype)
-        weights = jnp.asarray(_GL_WEIGHTS, x.dtype)
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            x = x.astype(jnp.result_type(float))  # integer x would truncate the nodes to 0
+        # explicit leading axes: no implicit rank promotion (strict-mode users raise on it)
+        lead = (1,) * x.ndim
+        nodes = jnp.asarray(_GL_NODES, x.dtype).reshape(lead + (-1,))
+        weights = jnp.asarray(_GL_WEIGHTS, x.dtype).reshape(lead + (-1,))
         vals = fn(x[..., None] * nodes)  # (..., q)
         return x * jnp.sum(vals * weights, axis=-1)
 

@@ -1,0 +1,3 @@
+from benchmarks._cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""`python -m benchmarks` / `oscillax bench`: argument parsing and the suite's main loop."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+DEFAULT_REPEATS = 5
+QUICK_REPEATS = 3
+
+
+def run(*, quick: bool = False, workloads: str | list[str] | None = None,
+        repeats: int | None = None, out: str | None = None, table: bool = True,
+        log=None) -> dict:
+    """Run the suite in this process; print the table, write the JSON, return the report.
+
+    **Arguments:**
+    - `quick`: small sizes (the whole suite in well under a minute).
+    - `workloads`: names (`"W2,W512"` or a list); default all, in the order of `WORKLOADS`.
+    - `repeats`: steady-state calls timed after the first one (best is reported).
+    - `out`: JSON path; default `bench_results/bench-<timestamp>.json`.
+    """
+    from rich.console import Console
+
+    from ._report import metadata_block, render, write_json
+    from ._workloads import WORKLOADS
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 150))
+    if log is None:
+        log = lambda msg: console.print(msg, style="dim", highlight=False)
+    if workloads is None:
+        names = list(WORKLOADS)
+    else:
+        names = [w.strip() for w in (workloads.split(",") if isinstance(workloads, str)
+                                     else workloads) if w.strip()]
+    lookup = {k.lower(): k for k in WORKLOADS}
+    unknown = [w for w in names if w.lower() not in lookup]
+    if unknown:
+        raise ValueError(
+            f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}."
+        )
+    names = [lookup[w.lower()] for w in names]
+    if repeats is None:
+        repeats = QUICK_REPEATS if quick else DEFAULT_REPEATS
+    if repeats < 1:
+        raise ValueError(f"`repeats` must be >= 1; got {repeats}.")
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    report = {"meta": metadata_block(quick=quick, repeats=repeats, workloads=names),
+              "workloads": []}
+    report["meta"]["started"] = stamp
+    report["meta"]["loadavg_start"] = _loadavg()
+    t0 = time.perf_counter()
+    for name in names:
+        log(f"[{name}] {WORKLOADS[name].title}")
+        report["workloads"].append(WORKLOADS[name](quick, repeats).run(log))
+    report["meta"]["elapsed_s"] = time.perf_counter() - t0
+    report["meta"]["loadavg_end"] = _loadavg()
+    if table:
+        render(report, console)
+    path = out or f"bench_results/bench-{stamp}.json"
+    write_json(report, path)
+    console.print(f"wrote {path}")
+    report["meta"]["out"] = path
+    return report
+
+
+def _loadavg():
+    """1-, 5- and 15-minute load averages: above the core count, timings are contended."""
+    import os
+
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
+def main(argv=None) -> int:
+    from ._workloads import WORKLOADS
+
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="oscillax and its peers (diffrax, numpy, torchdiffeq, scipy) on the same "
+        "workloads in one process; a rich table and a JSON file.",
+    )
+    ap.add_argument("--quick", action="store_true", help="small sizes, < 1 minute")
+    ap.add_argument("--workloads", default=None,
+                    help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all)")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help=f"timed calls after the first (default {DEFAULT_REPEATS}, "
+                    f"quick {QUICK_REPEATS})")
+    ap.add_argument("--out", default=None,
+                    help="JSON path (default bench_results/bench-<timestamp>.json)")
+    a = ap.parse_args(argv)
+    try:
+        run(quick=a.quick, workloads=a.workloads, repeats=a.repeats, out=a.out)
+    except ValueError as e:
+        ap.error(str(e))
+    return 0

@@ -1,0 +1,339 @@
+"""The workloads of issue #4, their sizes (full and `--quick`), and which implementations run
+each one.
+
+To add an implementation (e.g. the sweep engine as "oscillax-sweep"): write its
+`make(problem) -> Prepared` in `_impls.py` and append an `Impl(...)` to the workload's
+`impls()` list below. The row named "oscillax" stays the baseline of the ratios.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import _impls as I
+from ._harness import ERROR, OK, Impl, Result, cross_check, measure
+
+TORCH = ("torch", "torchdiffeq")
+
+
+def rotation_skew(omega: float = 1.0) -> np.ndarray:
+    return np.array([[0.0, -omega], [omega, 0.0]], np.float32)
+
+
+def random_skew(rng: np.random.Generator, n: int, spectral_radius: float = 1.0) -> np.ndarray:
+    W = rng.standard_normal((n, n))
+    A = W - W.T
+    A *= spectral_radius / np.max(np.abs(np.linalg.eigvals(A)))
+    return A.astype(np.float32)
+
+
+class Workload:
+    """A named benchmark: a `Problem`, the implementations that run it, and extras."""
+
+    name: str = ""
+    title: str = ""
+
+    def __init__(self, quick: bool, repeats: int):
+        self.quick = quick
+        self.repeats = repeats
+        self.params = self.sizes(quick)
+
+    def sizes(self, quick: bool) -> dict:
+        raise NotImplementedError
+
+    def problem(self) -> I.Problem:
+        raise NotImplementedError
+
+    def impls(self) -> list[Impl]:
+        raise NotImplementedError
+
+    def traj_steps(self, p: I.Problem) -> int:
+        return p.batch * p.steps
+
+    def extras(self, results: list[Result], p: I.Problem) -> dict:
+        return {}
+
+    def run(self, log=print) -> dict:
+        p = self.problem()
+        results = []
+        for impl in self.impls():
+            log(f"  {self.name}: {impl.name} ...")
+            results.append(
+                measure(impl, p, traj_steps=self.traj_steps(p), repeats=self.repeats)
+            )
+            r = results[-1]
+            if r.status == OK:
+                log(f"    {r.traj_steps_per_s:.3g} traj-steps/s (run {r.run_s:.4g} s, "
+                    f"first call {r.first_call_s:.4g} s)")
+            else:
+                log(f"    {r.status}: {r.note}")
+        cross_check(results, {impl.name: impl.compare for impl in self.impls()})
+        extra = self.extras(results, p)
+        return {
+            "name": self.name,
+            "title": self.title,
+            "params": self.params,
+            "traj_steps": self.traj_steps(p),
+            "results": [r.to_json() for r in results],
+            "extra": extra,
+        }
+
+
+def _forward_impls(scipy: bool = True, proto: bool = True) -> list[Impl]:
+    impls = [
+        Impl("oscillax", I.oscillax_final, description="ox.simulate, save_every=steps"),
+        Impl("diffrax-vmap", I.diffrax_final, ("diffrax",),
+             description="jit(vmap(diffeqsolve(Euler, SaveAt(t1=True))))"),
+        Impl("numpy-loop", I.numpy_final, description="python loop over steps, (B, n) arrays"),
+        Impl("torchdiffeq", I.torch_final, TORCH,
+             description="odeint(method='euler'), batch as one state"),
+    ]
+    if scipy:
+        impls.append(Impl("scipy-rk45", I.scipy_final, ("scipy",),
+                          description="solve_ivp RK45 per trajectory, small batch"))
+    if proto:
+        from . import _prototype as P
+
+        impls.append(Impl("proto-blockcheck", P.proto_final,
+                          description="benchmarks/_prototype.py: divergence test every 16 "
+                          "steps (a suggested engine change, not oscillax)"))
+    return impls
+
+
+class W2(Workload):
+    name = "W2"
+    title = "n=2 pre-tanh, forward Euler dt=0.01, final state only"
+
+    def sizes(self, quick):
+        return dict(n=2, batch=1024 if quick else 4096, steps=1000 if quick else 10_000,
+                    dt=0.01, scipy_batch=4 if quick else 8)
+
+    def problem(self):
+        q = self.params
+        rng = np.random.default_rng(0)
+        x0 = rng.standard_normal((q["batch"], 2)).astype(np.float32)
+        return I.Problem(rotation_skew(), x0, q["dt"], q["steps"], "pre",
+                         small_batch=q["scipy_batch"])
+
+    def impls(self):
+        return _forward_impls()
+
+
+def matmul_flops_per_s(m: int, repeats: int = 20) -> dict:
+    """Best-of FLOP/s of a jitted square float32 `(m, m) @ (m, m)` jnp matmul."""
+    import jax
+    import jax.numpy as jnp
+
+    k1, k2 = jax.random.split(jax.random.key(0))
+    a = jax.random.normal(k1, (m, m), jnp.float32)
+    b = jax.random.normal(k2, (m, m), jnp.float32)
+    f = jax.jit(jnp.matmul)
+    f(a, b).block_until_ready()
+    # Enough calls per timing that dispatch overhead does not count.
+    inner = max(1, int(2e9 // (2 * m**3)))
+    best = float("inf")
+    for _ in range(max(3, repeats // 4)):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            out = f(a, b)
+        out.block_until_ready()
+        best = min(best, (time.perf_counter() - t0) / inner)
+    return {"size": m, "seconds": best, "flops_per_s": 2 * m**3 / best}
+
+
+class W512(Workload):
+    name = "W512"
+    title = "n=512 pre-tanh, forward Euler dt=0.01, final state only; FLOP/s vs matmul"
+
+    def sizes(self, quick):
+        return dict(n=128 if quick else 512, batch=64 if quick else 256,
+                    steps=100 if quick else 500, dt=0.01, scipy_batch=1 if quick else 2)
+
+    def problem(self):
+        q = self.params
+        rng = np.random.default_rng(1)
+        A = random_skew(rng, q["n"])
+        x0 = rng.standard_normal((q["batch"], q["n"])).astype(np.float32)
+        return I.Problem(A, x0, q["dt"], q["steps"], "pre", small_batch=q["scipy_batch"])
+
+    def impls(self):
+        return _forward_impls()
+
+    @staticmethod
+    def flops_per_step(n: int, batch: int) -> int:
+        # matvec 2 n^2 B, plus elementwise tanh, dt*, + counted as 1 flop each.
+        return 2 * n * n * batch + 3 * n * batch
+
+    def extras(self, results, p):
+        n, B = p.n, p.batch
+        per_traj_step = self.flops_per_step(n, B) / B
+        for r in results:
+            if r.status == OK:
+                r.extra["flops_per_s"] = r.traj_steps_per_s * per_traj_step
+        mm = matmul_flops_per_s(n)
+        ox = next((r for r in results if r.impl == "oscillax" and r.status == OK), None)
+        out = {
+            "flop_count": "2*n^2*B per step (matvec) + 3*n*B (tanh, scale, add)",
+            "flops_per_traj_step": per_traj_step,
+            "matmul_reference": mm,
+            "flops_per_s": {
+                r.impl: r.traj_steps_per_s * per_traj_step for r in results if r.status == OK
+            },
+        }
+        if ox is not None:
+            ox_flops = ox.traj_steps_per_s * per_traj_step
+            out["oscillax_flops_per_s"] = ox_flops
+            out["oscillax_fraction_of_matmul"] = ox_flops / mm["flops_per_s"]
+            out["target_fraction"] = 0.85
+        return out
+
+
+class Atlas(Workload):
+    name = "atlas"
+    title = "atlas slice: n=2 pre-tanh Euler, same horizon T, several dt (one run per dt)"
+
+    def sizes(self, quick):
+        if quick:
+            return dict(n=2, batch=256, T=5.0, dts=[0.01, 0.05, 0.1])
+        return dict(n=2, batch=4096, T=25.0, dts=[0.0025, 0.005, 0.01, 0.02, 0.05, 0.1])
+
+    def problem(self):
+        q = self.params
+        B = q["batch"]
+        # A grid of amplitudes and phases, as an atlas would sweep them.
+        r = np.linspace(0.1, 5.0, B)
+        th = np.linspace(0.0, 2 * np.pi, B, endpoint=False) * 7.0
+        x0 = np.stack([r * np.cos(th), r * np.sin(th)], 1).astype(np.float32)
+        dts = tuple(q["dts"])
+        steps = tuple(int(round(q["T"] / dt)) for dt in dts)
+        return I.Problem(rotation_skew(), x0, dts[0], steps[0], "pre", dts=dts,
+                         steps_list=steps)
+
+    def traj_steps(self, p):
+        return p.batch * sum(p.steps_list)
+
+    def impls(self):
+        return [
+            Impl("oscillax", I.oscillax_atlas,
+                 description="ox.simulate per dt (one compile per step count)"),
+            Impl("diffrax-vmap", I.diffrax_atlas, ("diffrax",),
+                 description="one jit(vmap(diffeqsolve)) with dt traced"),
+            Impl("numpy-loop", I.numpy_atlas, description="numpy loop per dt"),
+            Impl("torchdiffeq", I.torch_atlas, TORCH, description="odeint euler per dt"),
+        ]
+
+
+class Grad(Workload):
+    name = "grad"
+    title = "gradient step: d/dW MSE of a post-tanh n=8 trajectory (A = W - W^T)"
+
+    def sizes(self, quick):
+        return dict(n=8, batch=8 if quick else 32, steps=200 if quick else 1000,
+                    save_every=10, dt=0.01)
+
+    def problem(self):
+        q = self.params
+        rng = np.random.default_rng(2)
+        n, B = q["n"], q["batch"]
+        W_true = 0.5 * rng.standard_normal((n, n))
+        W = (W_true + 0.1 * rng.standard_normal((n, n))).astype(np.float32)
+        x0 = rng.standard_normal((B, n)).astype(np.float32)
+        # Target: the true network's Euler trajectory at the saved steps.
+        A_true = (W_true - W_true.T).astype(np.float32)
+        X = x0.copy()
+        saved = [X]
+        for k in range(1, q["steps"] + 1):
+            X = X + np.float32(q["dt"]) * (np.tanh(X) @ A_true.T)
+            if k % q["save_every"] == 0:
+                saved.append(X)
+        target = np.stack(saved, 1).astype(np.float32)  # (B, T, n)
+        return I.Problem(W - W.T, x0, q["dt"], q["steps"], "post", W=W, target=target,
+                         save_every=q["save_every"])
+
+    def impls(self):
+        from . import _prototype as P
+
+        return [
+            Impl("oscillax", I.oscillax_grad, description="jit(grad) through ox.simulate"),
+            Impl("diffrax-vmap", I.diffrax_grad, ("diffrax",),
+                 description="jit(grad) through vmap(diffeqsolve(SaveAt(ts)))"),
+            Impl("torchdiffeq", I.torch_grad, TORCH, description="autograd through odeint"),
+            Impl("proto-scan", P.proto_grad,
+                 description="benchmarks/_prototype.py: engine with static inner scans"),
+        ]
+
+
+class LongRun(Workload):
+    """1e6 Euler steps vs 1e4, each in a fresh subprocess: peak RSS must not grow."""
+
+    name = "longrun"
+    title = "long run: n=2 pre-tanh Euler, peak RSS at many steps vs few (fresh processes)"
+
+    def sizes(self, quick):
+        if quick:
+            return dict(n=2, batch=256, dt=0.01, steps_short=1_000, steps_long=100_000,
+                        impls=["oscillax"])
+        return dict(n=2, batch=4096, dt=0.01, steps_short=10_000, steps_long=1_000_000,
+                    impls=["oscillax", "diffrax-vmap"])
+
+    def traj_steps(self, p=None):
+        return self.params["batch"] * self.params["steps_long"]
+
+    def run(self, log=print):
+        from ._child import run_child
+
+        q = self.params
+        rows, extra = [], {"rss_method": "ru_maxrss of a fresh subprocess (KiB -> bytes)"}
+        for impl in q["impls"]:
+            runs = {}
+            for key in ("steps_short", "steps_long"):
+                log(f"  longrun: {impl} {q[key]} steps (subprocess) ...")
+                runs[key] = run_child(impl, n=q["n"], batch=q["batch"], steps=q[key],
+                                      dt=q["dt"], repeats=1 if key == "steps_long" else 2)
+                if runs[key].get("status") == OK:
+                    log(f"    peak RSS {runs[key]['maxrss_bytes'] / 2**20:.1f} MiB, "
+                        f"{runs[key]['traj_steps_per_s']:.3g} traj-steps/s")
+                else:
+                    log(f"    error: {runs[key].get('note')}")
+            short, long_ = runs["steps_short"], runs["steps_long"]
+            row = Result(impl=impl, status=long_.get("status", ERROR),
+                         note=long_.get("note", ""))
+            if row.status == OK:
+                row.first_call_s = long_["first_call_s"]
+                row.run_s = long_["run_s"]
+                row.compile_s = long_["compile_s"]
+                row.runs_s = long_["runs_s"]
+                row.traj_steps = long_["traj_steps"]
+                row.traj_steps_per_s = long_["traj_steps_per_s"]
+                row.peak_mem_bytes = long_["maxrss_bytes"]
+                row.mem_method = "ru_maxrss of the whole fresh process"
+                row.extra = {
+                    "maxrss_bytes_short": short.get("maxrss_bytes"),
+                    "maxrss_bytes_long": long_["maxrss_bytes"],
+                    "steps_short": q["steps_short"],
+                    "steps_long": q["steps_long"],
+                    "rss_growth_bytes": long_["maxrss_bytes"] - short.get("maxrss_bytes", 0),
+                    "rss_ratio_long_over_short": long_["maxrss_bytes"]
+                    / max(short.get("maxrss_bytes", 1), 1),
+                    "short_run": short,
+                }
+                row.note = (f"RSS {q['steps_long']:.0e} steps / {q['steps_short']:.0e} steps"
+                            f" = {row.extra['rss_ratio_long_over_short']:.3f}")
+            rows.append(row)
+            extra[impl] = row.extra
+        cross_check(rows, {})
+        return {
+            "name": self.name,
+            "title": self.title,
+            "params": q,
+            "traj_steps": self.traj_steps(),
+            "results": [r.to_json() for r in rows],
+            "extra": extra,
+        }
+
+
+WORKLOADS: dict[str, type[Workload]] = {
+    w.name: w for w in (W2, W512, Atlas, Grad, LongRun)
+}

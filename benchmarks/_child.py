@@ -1,4 +1,4 @@
-"""One long-run measurement in a fresh process, so `ru_maxrss` is this run's peak alone.
+"""One long-run measurement in a fresh process, so its peak RSS is this run's alone.
 
 `python -m benchmarks._child --impl oscillax --n 2 --batch 4096 --steps 1000000` prints one
 JSON line: timings and the process's peak RSS (and the peak before the first call, i.e. the
@@ -20,9 +20,23 @@ import numpy as np
 _MAKERS = {"oscillax": "oscillax_final", "diffrax-vmap": "diffrax_final"}
 
 
-def _maxrss_bytes() -> int:
+def _ru_maxrss_bytes() -> int:
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r if sys.platform == "darwin" else r * 1024  # Linux reports KiB
+
+
+def _maxrss_bytes() -> int:
+    """Peak RSS of this process. On Linux, `VmHWM` of /proc/self/status: `ru_maxrss` is not
+    used there because exec keeps the parent's high-water mark (a child forked from a big
+    benchmark process would report the parent's peak)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return _ru_maxrss_bytes()
 
 
 def main(argv=None) -> None:
@@ -67,6 +81,7 @@ def main(argv=None) -> None:
             traj_steps=a.batch * a.steps,
             traj_steps_per_s=a.batch * a.steps / min(runs),
             maxrss_bytes=_maxrss_bytes(),
+            ru_maxrss_bytes=_ru_maxrss_bytes(),
             final_finite=bool(np.all(np.isfinite(final))),
         )
     except Exception as e:  # reported to the parent as a row

@@ -55,7 +55,9 @@ def run(*, quick: bool = False, workloads: str | list[str] | None = None,
     t0 = time.perf_counter()
     for name in names:
         log(f"[{name}] {WORKLOADS[name].title}")
+        tw = time.perf_counter()
         report["workloads"].append(WORKLOADS[name](quick, repeats).run(log))
+        report["workloads"][-1]["elapsed_s"] = time.perf_counter() - tw
     report["meta"]["elapsed_s"] = time.perf_counter() - t0
     report["meta"]["loadavg_end"] = _loadavg()
     if table:

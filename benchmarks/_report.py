@@ -107,7 +107,9 @@ def render(report: dict, console=None) -> None:
                         f"longrun {r['impl']}: peak RSS {_fmt_bytes(e['maxrss_bytes_short'])} "
                         f"at {e['steps_short']:.0e} steps, {_fmt_bytes(e['maxrss_bytes_long'])}"
                         f" at {e['steps_long']:.0e} steps (ratio "
-                        f"{e['rss_ratio_long_over_short']:.3f})"
+                        f"{e['rss_ratio_long_over_short']:.3f}); gained by the run itself "
+                        f"{_fmt_bytes(e.get('run_rss_growth_bytes_short'))} vs "
+                        f"{_fmt_bytes(e.get('run_rss_growth_bytes_long'))}"
                     )
 
 

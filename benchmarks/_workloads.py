@@ -61,7 +61,8 @@ class Workload:
         for impl in self.impls():
             log(f"  {self.name}: {impl.name} ...")
             results.append(
-                measure(impl, p, traj_steps=self.traj_steps(p), repeats=self.repeats)
+                measure(impl, p, traj_steps=self.traj_steps(p), repeats=self.repeats,
+                        slow_call_s=1.0 if self.quick else 20.0)
             )
             r = results[-1]
             if r.status == OK:
@@ -285,7 +286,7 @@ class LongRun(Workload):
         from ._child import run_child
 
         q = self.params
-        rows, extra = [], {"rss_method": "ru_maxrss of a fresh subprocess (KiB -> bytes)"}
+        rows, extra = [], {"rss_method": "peak RSS (VmHWM) of a fresh subprocess"}
         for impl in q["impls"]:
             runs = {}
             for key in ("steps_short", "steps_long"):
@@ -308,7 +309,7 @@ class LongRun(Workload):
                 row.traj_steps = long_["traj_steps"]
                 row.traj_steps_per_s = long_["traj_steps_per_s"]
                 row.peak_mem_bytes = long_["maxrss_bytes"]
-                row.mem_method = "ru_maxrss of the whole fresh process"
+                row.mem_method = "peak RSS (VmHWM) of the whole fresh process"
                 row.extra = {
                     "maxrss_bytes_short": short.get("maxrss_bytes"),
                     "maxrss_bytes_long": long_["maxrss_bytes"],
@@ -317,6 +318,11 @@ class LongRun(Workload):
                     "rss_growth_bytes": long_["maxrss_bytes"] - short.get("maxrss_bytes", 0),
                     "rss_ratio_long_over_short": long_["maxrss_bytes"]
                     / max(short.get("maxrss_bytes", 1), 1),
+                    # Peak RSS gained by the run itself, above imports + backend + inputs.
+                    "run_rss_growth_bytes_short": short.get("maxrss_bytes", 0)
+                    - short.get("maxrss_bytes_before", 0),
+                    "run_rss_growth_bytes_long": long_["maxrss_bytes"]
+                    - long_.get("maxrss_bytes_before", 0),
                     "short_run": short,
                 }
                 row.note = (f"RSS {q['steps_long']:.0e} steps / {q['steps_short']:.0e} steps"

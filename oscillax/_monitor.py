@@ -1,0 +1,294 @@
+"""Streaming monitors: per-trajectory diagnostics measured while integrating, no path stored.
+
+`integrate_monitored` advances a batch (state `(n, B)`, one step size and step count per
+trajectory) in a `lax.while_loop` whose trip count is the largest step count of the batch
+(a traced value: no recompilation between chunks). Every step it checks divergence (so the
+step of divergence is exact) and counts upward zero-crossings of the first coordinate (for
+the period); every `check_every` steps it evaluates the invariant and accumulates the
+reductions below. Memory is O(B n) whatever the step count.
+
+`classify` turns the reductions into a status per trajectory (`TrajectoryClass`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._field import AbstractSkewField
+from ._solver import AbstractFixedSolver
+
+
+class TrajectoryClass(enum.IntEnum):
+    """What a trajectory did over the run (lower-case names appear in result tables)."""
+
+    CONSERVED = 0
+    """No secular change of the invariant (below `conserve_tol`)."""
+    DRIFTING = 1
+    """Bounded, oscillating, but the invariant changes steadily (sub-exponentially)."""
+    DIVERGED = 2
+    """Non-finite, past the divergence threshold, or growing exponentially."""
+    ESCAPED = 3
+    """Grows without oscillating (the orbit is not closed: relu, sigmoid, ...)."""
+    COLLAPSED = 4
+    """Stops on a fixed point without oscillating."""
+
+
+STATUS_NAMES: tuple[str, ...] = tuple(c.name.lower() for c in TrajectoryClass)
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """Settable thresholds of `classify` (keys of the spec's `[thresholds]` table).
+
+    - `conserve_tol`: conserved when the secular change of log(invariant) between the first
+      and second half of the run is below this, and the max relative drift below
+      `conserve_max_drift`.
+    - `conserve_max_drift`: see above (bounded oscillating error is still conservation).
+    - `exp_ratio`: exponential when the late growth rate is at least this fraction of the
+      early one (polynomial drift has a decaying rate, ~1/t; exponential a constant one).
+    - `min_rate`: a late growth rate (per unit time, of log invariant) below this is not
+      counted as exponential growth.
+    - `min_log_growth`: exponential growth also needs log(E_final / E_0) above this (E the
+      invariant, or |x|^2 without one): over a short run a slowly drifting tanh network and
+      the linear system both look exponential until the drift becomes measurable.
+    - `escape_ratio`: final/initial norm above which a non-oscillating orbit has escaped.
+    - `collapse_speed`: final/initial speed below which a non-oscillating orbit collapsed.
+    - `min_crossings`: fewer upward zero-crossings of x[0] than this means "not oscillating".
+    - `divergence_threshold`: norm factor over max(|x0|, 1) that counts as diverged.
+    """
+
+    conserve_tol: float = 1e-2
+    conserve_max_drift: float = 0.2
+    exp_ratio: float = 0.95
+    min_rate: float = 1e-7
+    min_log_growth: float = 0.2
+    escape_ratio: float = 2.0
+    collapse_speed: float = 1e-2
+    min_crossings: int = 2
+    divergence_threshold: float = 1e6
+
+
+def _growth_measure(field, X, nrm2, use_invariant: bool):
+    """Invariant (for odd activations, where it is an even, positive 'energy') or norm^2."""
+    if use_invariant:
+        return field.invariant(X.T)
+    return nrm2
+
+
+@eqx.filter_jit
+def integrate_monitored(
+    field: AbstractSkewField,
+    solver: AbstractFixedSolver,
+    X0,
+    h,
+    steps,
+    thr2,
+    *,
+    check_every: int = 8,
+):
+    """Integrate a batch and return a dict of per-trajectory reductions.
+
+    **Arguments:**
+    - `field`: its `A` is `(n, n)` (shared) or `(n, n, B)` (one matrix per trajectory).
+    - `solver`: a fixed-step solver.
+    - `X0`: `(n, B)` initial states; `h`: `(B,)` step sizes; `steps`: `(B,)` step counts.
+    - `thr2`: `(B,)` squared divergence thresholds on $\\|x\\|^2$.
+    - `check_every`: steps between invariant evaluations (divergence is checked every step).
+    """
+    dtype = X0.dtype
+    B = X0.shape[1]
+    steps = steps.astype(jnp.int32)
+    h = h.astype(dtype)
+    use_inv = field.activation.odd and field.has_invariant()
+    nrm2_0 = jnp.sum(X0 * X0, axis=0)
+    E0 = _growth_measure(field, X0, nrm2_0, use_inv)
+    E0 = jnp.where(jnp.abs(E0) > 0, E0, jnp.finfo(dtype).tiny)
+    inv0 = field.invariant(X0.T) if field.has_invariant() else jnp.zeros((B,), dtype)
+    speed0 = jnp.sqrt(jnp.sum(field.rhs(X0) ** 2, axis=0))
+    max_steps = jnp.max(steps)
+    zero = jnp.zeros((B,), dtype)
+    izero = jnp.zeros((B,), jnp.int32)
+    half = steps // 2
+
+    carry0 = dict(
+        k0=jnp.asarray(0, jnp.int32),
+        X=X0,
+        alive=jnp.ones((B,), bool),
+        div_at=jnp.full((B,), -1, jnp.int32),
+        prev_pos=X0[0] >= 0,
+        n_up=izero,
+        t_first=zero,
+        t_last=zero,
+        max_nrm2=nrm2_0,
+        max_drift=zero,
+        # regression sums of g = log(E/E0) on t, first half (a) and second half (b)
+        na=zero, ta=zero, ga=zero, tta=zero, tga=zero,
+        nb=zero, tb=zero, gb=zero, ttb=zero, tgb=zero,
+    )
+
+    def one_step(j, c):
+        k = c["k0"] + j
+        X = c["X"]
+        active = (k < steps) & c["alive"]
+        Xn = solver.step(field, k.astype(dtype) * h, X, h)
+        nrm2 = jnp.sum(Xn * Xn, axis=0)
+        bad = ~(nrm2 <= thr2)
+        newly = bad & active
+        upd = active & ~bad
+        X = jnp.where(upd[None, :], Xn, X)
+        pos = X[0] >= 0
+        up = upd & pos & ~c["prev_pos"]
+        n_up = c["n_up"] + up.astype(jnp.int32)
+        t_now = (k + 1).astype(dtype) * h
+        c = dict(c)
+        c.update(
+            X=X,
+            alive=c["alive"] & ~newly,
+            div_at=jnp.where(newly, k + 1, c["div_at"]),
+            prev_pos=jnp.where(upd, pos, c["prev_pos"]),
+            n_up=n_up,
+            t_first=jnp.where(up & (n_up == 1), t_now, c["t_first"]),
+            t_last=jnp.where(up, t_now, c["t_last"]),
+        )
+        return c
+
+    def body(c):
+        c = jax.lax.fori_loop(0, check_every, one_step, c)
+        X = c["X"]
+        end = jnp.minimum(c["k0"] + check_every, steps)  # per-trajectory step reached
+        sampled = c["k0"] < steps  # this block advanced (or tried to) this trajectory
+        nrm2 = jnp.sum(X * X, axis=0)
+        E = _growth_measure(field, X, nrm2, use_inv)
+        g = jnp.log(jnp.maximum(E / E0, jnp.finfo(dtype).tiny))
+        t = end.astype(dtype) * h
+        drift = jnp.abs(E - E0) / jnp.abs(E0) if use_inv else jnp.abs(jnp.sqrt(nrm2 / nrm2_0) - 1)
+        first = sampled & (end <= half)
+        second = sampled & (end > half)
+        w1 = first.astype(dtype)
+        w2 = second.astype(dtype)
+        c = dict(c)
+        c.update(
+            k0=c["k0"] + check_every,
+            max_nrm2=jnp.where(sampled, jnp.maximum(c["max_nrm2"], nrm2), c["max_nrm2"]),
+            max_drift=jnp.where(sampled, jnp.maximum(c["max_drift"], drift), c["max_drift"]),
+            na=c["na"] + w1, ta=c["ta"] + w1 * t, ga=c["ga"] + w1 * g,
+            tta=c["tta"] + w1 * t * t, tga=c["tga"] + w1 * t * g,
+            nb=c["nb"] + w2, tb=c["tb"] + w2 * t, gb=c["gb"] + w2 * g,
+            ttb=c["ttb"] + w2 * t * t, tgb=c["tgb"] + w2 * t * g,
+        )
+        return c
+
+    c = jax.lax.while_loop(lambda c: c["k0"] < max_steps, body, carry0)
+    X = c["X"]
+    nrm2 = jnp.sum(X * X, axis=0)
+    E = _growth_measure(field, X, nrm2, use_inv)
+    inv = field.invariant(X.T) if field.has_invariant() else jnp.full((B,), jnp.nan, dtype)
+    speed = jnp.sqrt(jnp.sum(field.rhs(X) ** 2, axis=0))
+    return dict(
+        X=X,
+        alive=c["alive"],
+        diverged_at=c["div_at"],
+        n_up=c["n_up"],
+        t_first=c["t_first"],
+        t_last=c["t_last"],
+        max_norm=jnp.sqrt(c["max_nrm2"]),
+        norm0=jnp.sqrt(nrm2_0),
+        norm_final=jnp.sqrt(nrm2),
+        inv0=inv0,
+        inv_final=inv,
+        E0=E0,
+        E_final=E,
+        max_drift=c["max_drift"],
+        speed0=speed0,
+        speed_final=speed,
+        sums=jnp.stack(
+            [c[k] for k in ("na", "ta", "ga", "tta", "tga", "nb", "tb", "gb", "ttb", "tgb")]
+        ),
+    )
+
+
+def _slope(n, st, sg, stt, stg):
+    den = n * stt - st * st
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((n >= 2) & (den > 0), (n * stg - st * sg) / den, np.nan)
+
+
+def reduce_monitors(out: dict, h, steps, use_invariant: bool) -> dict[str, np.ndarray]:
+    """Turn `integrate_monitored`'s output (numpy) into the measured columns."""
+    s = np.asarray(out["sums"], np.float64)
+    na, ta, ga, tta, tga, nb, tb, gb, ttb, tgb = s
+    rate_early = _slope(na, ta, ga, tta, tga)
+    rate_late = _slope(nb, tb, gb, ttb, tgb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        secular = np.where((na > 0) & (nb > 0), gb / nb - ga / na, np.nan)
+        n_up = np.asarray(out["n_up"])
+        period = np.where(
+            n_up >= 2,
+            (np.asarray(out["t_last"], np.float64) - np.asarray(out["t_first"], np.float64))
+            / (n_up - 1),
+            np.nan,
+        )
+        E0 = np.asarray(out["E0"], np.float64)
+        Ef = np.asarray(out["E_final"], np.float64)
+        drift_final = np.abs(Ef - E0) / np.abs(E0)
+        if not use_invariant:
+            drift_final = np.abs(
+                np.asarray(out["norm_final"], np.float64) / np.asarray(out["norm0"], np.float64)
+                - 1
+            )
+        norm_ratio = np.asarray(out["norm_final"], np.float64) / np.asarray(out["norm0"], np.float64)
+        s0 = np.asarray(out["speed0"], np.float64)
+        sf = np.asarray(out["speed_final"], np.float64)
+        # A start on a fixed point (speed 0) that stays there has ratio 0, not NaN.
+        speed_ratio = np.where(s0 > 0, sf / np.where(s0 > 0, s0, 1.0), np.where(sf > 0, np.inf, 0.0))
+        log_growth = np.log(np.abs(Ef) / np.abs(E0))
+    return dict(
+        diverged_at=np.asarray(out["diverged_at"], np.int64),
+        max_norm=np.asarray(out["max_norm"], np.float64),
+        norm_ratio=norm_ratio,
+        invariant_initial=np.asarray(out["inv0"], np.float64),
+        invariant_final=np.asarray(out["inv_final"], np.float64),
+        drift_final=drift_final,
+        drift_max=np.asarray(out["max_drift"], np.float64),
+        secular_drift=secular,
+        rate_early=rate_early,
+        growth_rate=rate_late,
+        period=period,
+        zero_crossings=n_up.astype(np.int64),
+        speed_ratio=speed_ratio,
+        log_growth=log_growth,
+        amplitude_final=np.asarray(out["norm_final"], np.float64),
+        t_final=np.asarray(steps, np.float64) * np.asarray(h, np.float64),
+    )
+
+
+def classify(m: dict[str, np.ndarray], th: Thresholds = Thresholds()) -> np.ndarray:
+    """Status codes (`TrajectoryClass`) from the measured columns of `reduce_monitors`."""
+    n = len(m["max_norm"])
+    status = np.full(n, TrajectoryClass.DRIFTING, np.int8)
+    with np.errstate(invalid="ignore"):
+        oscillating = m["zero_crossings"] >= th.min_crossings
+        conserved = (np.abs(m["secular_drift"]) < th.conserve_tol) & (
+            m["drift_max"] < th.conserve_max_drift
+        )
+        late, early = m["growth_rate"], m["rate_early"]
+        exponential = (
+            (late > th.min_rate)
+            & (late >= th.exp_ratio * early)
+            & (m["log_growth"] > th.min_log_growth)
+        )
+        status[conserved] = TrajectoryClass.CONSERVED
+        status[~conserved & exponential] = TrajectoryClass.DIVERGED
+        escaped = ~oscillating & (m["norm_ratio"] > th.escape_ratio)
+        collapsed = ~oscillating & ~escaped & (m["speed_ratio"] < th.collapse_speed)
+        status[escaped] = TrajectoryClass.ESCAPED
+        status[collapsed] = TrajectoryClass.COLLAPSED
+        status[m["diverged_at"] >= 0] = TrajectoryClass.DIVERGED
+        status[~np.isfinite(m["max_norm"])] = TrajectoryClass.DIVERGED
+    return status

@@ -1,0 +1,282 @@
+"""`SweepSpec`: the declarative description of a stability sweep (TOML or Python)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._activation import ACTIVATIONS
+from ._monitor import Thresholds
+from ._solver import ADAPTIVE_SOLVERS, FIXED_SOLVERS
+
+FORMS = ("pre", "post")
+
+_SWEEP_KEYS = (
+    "forms", "activations", "solvers", "dts", "dims", "amplitudes", "seeds",
+    "spectral_radius", "steps", "horizon", "seed", "dtype", "check_every",
+)
+_THRESHOLD_KEYS = tuple(f.name for f in dataclasses.fields(Thresholds))
+_TOP_KEYS = ("sweep", "thresholds")
+
+
+class SpecError(ValueError):
+    """A sweep spec that cannot be run; the message names the key and the fix."""
+
+
+def _err(key, got, want):
+    raise SpecError(f"sweep spec `{key}` {want}; got {got!r}.")
+
+
+def _list(key, value, kind, check=None, want=""):
+    if not isinstance(value, list | tuple):
+        value = [value] if isinstance(value, kind) and not isinstance(value, bool) else value
+    if not isinstance(value, list | tuple):
+        _err(key, value, f"must be a list of {want or kind.__name__}")
+    if len(value) == 0:
+        _err(key, value, "must not be empty (an empty axis sweeps nothing)")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, kind):
+            _err(key, value, f"must be a list of {want or kind.__name__}; item {v!r} is not")
+        if check is not None and not check(v):
+            _err(key, value, f"must be a list of {want}; item {v!r} is not")
+        out.append(v)
+    if len(set(out)) != len(out):
+        _err(key, value, "must not repeat values")
+    return tuple(out)
+
+
+def _dts(value):
+    if isinstance(value, dict):
+        unknown = set(value) - {"log_start", "log_stop", "num"}
+        if unknown or not {"log_start", "log_stop", "num"} <= set(value):
+            _err("dts", value, "as a table must have exactly the keys log_start, log_stop, num "
+                 "(base-10 exponents and a count, e.g. {log_start = -3, log_stop = 0, num = 24})")
+        num = value["num"]
+        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+            _err("dts.num", num, "must be an integer >= 1")
+        for k in ("log_start", "log_stop"):
+            if isinstance(value[k], bool) or not isinstance(value[k], int | float):
+                _err(f"dts.{k}", value[k], "must be a number (a base-10 exponent)")
+        dts = np.logspace(value["log_start"], value["log_stop"], num)
+        return tuple(float(d) for d in dts)
+    dts = _list("dts", value, (int, float), lambda v: math.isfinite(v) and v > 0,
+                "positive finite step sizes")
+    return tuple(float(d) for d in dts)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSpec:
+    """A grid of cases: forms x activations x solvers x dts x dims x amplitudes x seeds.
+
+    **Fields** (the keys of the TOML `[sweep]` table):
+    - `forms`: `"pre"` and/or `"post"`.
+    - `activations`: names from `ox.ACTIVATIONS`.
+    - `solvers`: fixed-step solver names (`euler`, `heun`, `midpoint`, `rk4`,
+      `implicit_midpoint`).
+    - `dts`: step sizes; in TOML a list or `{log_start, log_stop, num}` (base-10).
+    - `dims`: state dimensions n.
+    - `amplitudes`: norms of the initial states.
+    - `seeds`: number of random (skew matrix, initial direction) pairs per case.
+    - `spectral_radius`: largest angular frequency of each random A.
+    - `steps` or `horizon`: a fixed step count, or a fixed time T (steps = ceil(T / dt)).
+    - `seed`: base random seed; `dtype`: `"float32"` or `"float64"`; `check_every`: steps
+      between invariant evaluations.
+    - `thresholds`: the `[thresholds]` table (see `ox.Thresholds`).
+    """
+
+    forms: tuple[str, ...] = FORMS
+    activations: tuple[str, ...] = ("identity", "tanh")
+    solvers: tuple[str, ...] = ("euler",)
+    dts: tuple[float, ...] = (0.01, 0.1)
+    dims: tuple[int, ...] = (2,)
+    amplitudes: tuple[float, ...] = (1.0,)
+    seeds: int = 1
+    spectral_radius: float = 1.0
+    steps: int | None = None
+    horizon: float | None = 100.0
+    seed: int = 0
+    dtype: str = "float32"
+    check_every: int = 8
+    thresholds: Thresholds = Thresholds()
+
+    def __post_init__(self):
+        d = self.to_dict()
+        checked = _validate(d)
+        for k, v in checked.items():
+            object.__setattr__(self, k, v)
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SweepSpec:
+        """Build from the parsed TOML mapping (`{"sweep": {...}, "thresholds": {...}}`)."""
+        if not isinstance(data, dict):
+            raise SpecError(f"sweep spec must be a table; got {type(data).__name__}.")
+        unknown = sorted(set(data) - set(_TOP_KEYS))
+        if unknown:
+            raise SpecError(
+                f"sweep spec has unknown table(s) {', '.join(unknown)}; valid tables: "
+                f"{', '.join(_TOP_KEYS)}."
+            )
+        if "sweep" not in data:
+            raise SpecError("sweep spec needs a [sweep] table with the axes to sweep.")
+        sweep = dict(data["sweep"])
+        unknown = sorted(set(sweep) - set(_SWEEP_KEYS))
+        if unknown:
+            raise SpecError(
+                f"sweep spec has unknown key(s) {', '.join(repr(k) for k in unknown)} in "
+                f"[sweep]; valid keys: {', '.join(_SWEEP_KEYS)}."
+            )
+        th = dict(data.get("thresholds", {}))
+        unknown = sorted(set(th) - set(_THRESHOLD_KEYS))
+        if unknown:
+            raise SpecError(
+                f"sweep spec has unknown key(s) {', '.join(repr(k) for k in unknown)} in "
+                f"[thresholds]; valid keys: {', '.join(_THRESHOLD_KEYS)}."
+            )
+        for k, v in th.items():
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                _err(f"thresholds.{k}", v, "must be a number")
+        if "steps" in sweep and "horizon" not in sweep:
+            sweep["horizon"] = None
+        if "dts" in sweep:
+            sweep["dts"] = _dts(sweep["dts"])
+        return cls(**sweep, thresholds=Thresholds(**th))
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> SweepSpec:
+        """Read a spec from a TOML file."""
+        path = Path(path)
+        if not path.is_file():
+            raise SpecError(f"sweep spec file {str(path)!r} does not exist.")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise SpecError(f"sweep spec {str(path)!r} is not valid TOML: {e}.") from None
+        return cls.from_dict(data)
+
+    # -- views --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d.pop("thresholds")
+        return d
+
+    def to_toml(self) -> str:
+        """The spec as TOML text (round-trips through `from_toml`)."""
+        lines = ["[sweep]"]
+        for k, v in self.to_dict().items():
+            if v is None:
+                continue
+            lines.append(f"{k} = {_toml_value(v)}")
+        lines.append("")
+        lines.append("[thresholds]")
+        for f in dataclasses.fields(self.thresholds):
+            lines.append(f"{f.name} = {_toml_value(getattr(self.thresholds, f.name))}")
+        return "\n".join(lines) + "\n"
+
+    def fingerprint(self) -> str:
+        """A hash of everything that determines the numbers."""
+        payload = json.dumps(
+            {**self.to_dict(), "thresholds": dataclasses.asdict(self.thresholds)},
+            sort_keys=True, default=str,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def steps_for(self, dt: float) -> int:
+        if self.steps is not None:
+            return int(self.steps)
+        return max(1, math.ceil(self.horizon / dt - 1e-9))
+
+    @property
+    def n_trajectories(self) -> int:
+        return (
+            len(self.forms) * len(self.activations) * len(self.solvers) * len(self.dts)
+            * len(self.dims) * len(self.amplitudes) * self.seeds
+        )
+
+    @property
+    def total_steps(self) -> int:
+        """Trajectory-steps of the whole sweep (the work, grouped by step count)."""
+        per = sum(self.steps_for(dt) for dt in self.dts)
+        return per * self.n_trajectories // len(self.dts)
+
+
+def _toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} to TOML")
+
+
+def _validate(d: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    out["forms"] = _list("forms", d["forms"], str, lambda v: v in FORMS, "'pre' / 'post'")
+    acts = _list("activations", d["activations"], str, want="activation names")
+    for a in acts:
+        if a not in ACTIVATIONS:
+            _err("activations", a, f"must name built-in activations ({', '.join(ACTIVATIONS)})")
+    out["activations"] = acts
+    sol = _list("solvers", d["solvers"], str, want="solver names")
+    for s in sol:
+        if s in ADAPTIVE_SOLVERS:
+            _err("solvers", s, "must be fixed-step solvers "
+                 f"({', '.join(FIXED_SOLVERS)}); adaptive solvers choose their own steps, "
+                 "so a step-size sweep does not apply to them")
+        if s not in FIXED_SOLVERS:
+            _err("solvers", s, f"must name fixed-step solvers ({', '.join(FIXED_SOLVERS)})")
+    out["solvers"] = sol
+    out["dts"] = tuple(float(x) for x in _list(
+        "dts", list(d["dts"]) if isinstance(d["dts"], list | tuple) else d["dts"],
+        (int, float), lambda v: math.isfinite(v) and v > 0, "positive finite step sizes"))
+    out["dims"] = _list("dims", d["dims"], int, lambda v: v >= 1, "integers >= 1")
+    out["amplitudes"] = tuple(float(x) for x in _list(
+        "amplitudes", d["amplitudes"], (int, float), lambda v: math.isfinite(v) and v > 0,
+        "positive finite norms"))
+    seeds = d["seeds"]
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        _err("seeds", seeds, "must be an integer >= 1 (random cases per grid point)")
+    out["seeds"] = seeds
+    rho = d["spectral_radius"]
+    if isinstance(rho, bool) or not isinstance(rho, int | float) or not (
+        math.isfinite(rho) and rho > 0
+    ):
+        _err("spectral_radius", rho, "must be a positive number")
+    out["spectral_radius"] = float(rho)
+    steps, horizon = d["steps"], d["horizon"]
+    if (steps is None) == (horizon is None):
+        raise SpecError(
+            "sweep spec needs exactly one of `steps` (fixed step count) or `horizon` "
+            f"(fixed time T); got steps={steps!r}, horizon={horizon!r}."
+        )
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        _err("steps", steps, "must be an integer >= 1")
+    if horizon is not None and (
+        isinstance(horizon, bool) or not isinstance(horizon, int | float)
+        or not (math.isfinite(horizon) and horizon > 0)
+    ):
+        _err("horizon", horizon, "must be a positive number (time units)")
+    out["steps"] = steps
+    out["horizon"] = None if horizon is None else float(horizon)
+    seed = d["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        _err("seed", seed, "must be an integer >= 0")
+    if d["dtype"] not in ("float32", "float64"):
+        _err("dtype", d["dtype"], "must be 'float32' or 'float64'")
+    ce = d["check_every"]
+    if isinstance(ce, bool) or not isinstance(ce, int) or ce < 1:
+        _err("check_every", ce, "must be an integer >= 1")
+    return out

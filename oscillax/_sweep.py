@@ -1,0 +1,404 @@
+"""`sweep`: run a `SweepSpec` as batched, chunked, resumable monitored simulations.
+
+Cases are grouped by what fixes the compiled program (dim, form, activation, solver) and,
+inside a group, sorted by step count, so a chunk's while-loop runs about as many steps as
+its members need: total work is about the sum of the trajectories' steps, not the max
+step count times the number of cases. Each chunk is one jitted call with a traced step
+count: no recompilation between chunks of the same group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from ._field import SMALL_N, PostActivation, PreActivation
+from ._monitor import (
+    STATUS_NAMES,
+    TrajectoryClass,
+    classify,
+    integrate_monitored,
+    reduce_monitors,
+)
+from ._skew import random_skew
+from ._solver import FIXED_SOLVERS
+from ._spec import SweepSpec
+from ._theory import amplification
+from . import _store
+
+AXES = ("form", "activation", "solver", "dt", "dim", "amplitude", "seed")
+MEASURED = (
+    "steps", "t_final", "diverged_at", "max_norm", "norm_ratio", "amplitude_final",
+    "invariant_initial", "invariant_final", "drift_final", "drift_max", "secular_drift",
+    "log_growth", "rate_early", "growth_rate", "period", "zero_crossings", "speed_ratio",
+    "theory_amplification", "theory_rate",
+)
+DEFAULT_CHUNK = 1024
+
+
+def grid(spec: SweepSpec) -> pd.DataFrame:
+    """One row per trajectory: the sweep axes, its step count and a stable `traj_id`."""
+    cols = np.meshgrid(
+        np.arange(len(spec.forms)), np.arange(len(spec.activations)),
+        np.arange(len(spec.solvers)), np.arange(len(spec.dts)), np.arange(len(spec.dims)),
+        np.arange(len(spec.amplitudes)), np.arange(spec.seeds), indexing="ij",
+    )
+    f, a, s, d, n, amp, seed = (c.ravel() for c in cols)
+    dts = np.asarray(spec.dts)[d]
+    df = pd.DataFrame({
+        "traj_id": np.arange(f.size, dtype=np.int64),
+        "form": np.asarray(spec.forms, object)[f],
+        "activation": np.asarray(spec.activations, object)[a],
+        "solver": np.asarray(spec.solvers, object)[s],
+        "dt": dts,
+        "dim": np.asarray(spec.dims, np.int64)[n],
+        "amplitude": np.asarray(spec.amplitudes)[amp],
+        "seed": seed.astype(np.int64),
+    })
+    df["steps"] = np.asarray([spec.steps_for(float(x)) for x in spec.dts], np.int64)[d]
+    return df
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    index: int
+    dim: int
+    form: str
+    activation: str
+    solver: str
+    traj_ids: np.ndarray  # (<= chunk_size,)
+
+
+def plan(spec: SweepSpec, chunk_size: int) -> list[Chunk]:
+    """Deterministic chunking: groups by compiled program, then by step count."""
+    if chunk_size < 1:
+        raise ValueError(f"`chunk_size` must be >= 1; got {chunk_size}.")
+    g = grid(spec)
+    chunks: list[Chunk] = []
+    keys = ["dim", "form", "activation", "solver"]
+    for (dim, form, act, sol), sub in g.groupby(keys, sort=False):
+        # Large n: one shared A per chunk (a real matmul), so chunks don't mix seeds.
+        parts = [sub] if dim <= SMALL_N else [s for _, s in sub.groupby("seed", sort=True)]
+        for part in parts:
+            part = part.sort_values(["steps", "traj_id"], ascending=[False, True], kind="stable")
+            ids = part["traj_id"].to_numpy()
+            for start in range(0, ids.size, chunk_size):
+                chunks.append(Chunk(len(chunks), int(dim), form, act, sol,
+                                    ids[start:start + chunk_size]))
+    return chunks
+
+
+def _case_arrays(spec: SweepSpec, dim: int, seed: int, dtype):
+    """The random skew matrix and unit initial direction of (dim, seed); deterministic."""
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(spec.seed), dim), seed)
+    ka, kx = jax.random.split(key)
+    A = np.asarray(random_skew(ka, dim, spec.spectral_radius, dtype=jnp.float64
+                               if jax.config.jax_enable_x64 else jnp.float32), np.float64)
+    d = np.asarray(jax.random.normal(kx, (dim,), jnp.float32), np.float64)
+    d = d / np.linalg.norm(d)
+    return A.astype(dtype), d.astype(dtype)
+
+
+class _CaseCache:
+    def __init__(self, spec, dtype):
+        self.spec, self.dtype, self._c = spec, dtype, {}
+
+    def __call__(self, dim, seed):
+        k = (dim, seed)
+        if k not in self._c:
+            self._c[k] = _case_arrays(self.spec, dim, seed, self.dtype)
+        return self._c[k]
+
+
+def run_chunk(spec: SweepSpec, chunk: Chunk, rows: pd.DataFrame, chunk_size: int,
+              cases: _CaseCache, place=None) -> pd.DataFrame:
+    """Integrate one chunk (padded to `chunk_size`) and return its measured rows."""
+    dtype = np.dtype(spec.dtype)
+    m = len(chunk.traj_ids)
+    pad = chunk_size - m
+    sel = rows.loc[chunk.traj_ids]
+    seeds = sel["seed"].to_numpy()
+    amps = sel["amplitude"].to_numpy()
+    h = sel["dt"].to_numpy()
+    steps = sel["steps"].to_numpy()
+    n = chunk.dim
+    As, ds = zip(*(cases(n, int(s)) for s in seeds))
+    X0 = (np.stack(ds, axis=1) * amps[None, :]).astype(dtype)  # (n, m)
+    shared = n > SMALL_N
+    A = As[0] if shared else np.stack(As, axis=-1)  # (n, n) or (n, n, m)
+    if pad:
+        # Padding repeats the first member with 0 steps: it does no work and is dropped.
+        X0 = np.concatenate([X0, np.repeat(X0[:, :1], pad, 1)], 1)
+        h = np.concatenate([h, np.repeat(h[:1], pad)])
+        steps = np.concatenate([steps, np.zeros(pad, steps.dtype)])
+        if not shared:
+            A = np.concatenate([A, np.repeat(A[:, :, :1], pad, 2)], 2)
+    norm0 = np.linalg.norm(X0.astype(np.float64), axis=0)
+    thr = spec.thresholds.divergence_threshold * np.maximum(norm0, 1.0)
+    thr2 = np.minimum(thr * thr, np.finfo(dtype).max).astype(dtype)
+
+    form = PreActivation if chunk.form == "pre" else PostActivation
+    template = form(np.zeros((n, n), dtype), chunk.activation)
+    Aj, X0j, hj, sj, tj = (jnp.asarray(x) for x in (A, X0, h.astype(dtype), steps.astype(np.int32), thr2))
+    if place is not None:
+        X0j, hj, sj, tj = place(X0j, 1), place(hj, 0), place(sj, 0), place(tj, 0)
+        if not shared:
+            Aj = place(Aj, 2)
+    field = eqx.tree_at(lambda f: f.A, template, Aj)
+    out = integrate_monitored(field, FIXED_SOLVERS[chunk.solver], X0j, hj, sj, tj,
+                              check_every=spec.check_every)
+    out = {k: np.asarray(v)[..., :m] for k, v in jax.device_get(out).items()}
+    meas = reduce_monitors(out, h[:m], steps[:m], template.activation.odd)
+    status = classify(meas, spec.thresholds)
+    df = sel.reset_index(drop=True).copy()
+    for k, v in meas.items():
+        df[k] = v
+    amp_theory = amplification(chunk.solver, df["dt"].to_numpy(), spec.spectral_radius)
+    df["theory_amplification"] = amp_theory
+    # growth rate of log E with E ~ |x|^2 (the linear system's invariant): 2 log|R| / h
+    df["theory_rate"] = 2.0 * np.log(amp_theory) / df["dt"].to_numpy()
+    df["status"] = pd.Categorical.from_codes(status.astype(np.int64), categories=list(STATUS_NAMES))
+    df["status"] = df["status"].astype(str)
+    return df[["traj_id", *AXES, *MEASURED, "status"]]
+
+
+@dataclasses.dataclass
+class SweepResult:
+    """The outcome of `sweep`: one tidy row per trajectory.
+
+    **Fields:** `spec`, `table` (pandas), `run_dir` (or None), `wall_time` (s),
+    `summary` (dict, as in `summary.json`).
+    """
+
+    spec: SweepSpec
+    table: pd.DataFrame
+    run_dir: Path | None
+    wall_time: float
+    summary: dict
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per trajectory: axis columns, measured columns, `status`."""
+        return self.table.copy()
+
+    def to_xarray(self):
+        """An `xarray.Dataset` over (form, activation, solver, dt, dim, amplitude),
+        aggregated over seeds: medians of the measured columns, the fraction of each status
+        (`frac_<status>`) and the most common status (`status`, as its name)."""
+        import xarray as xr
+
+        axes = [a for a in AXES if a != "seed"]
+        df = self.table
+        num = [c for c in MEASURED if c in df.columns]
+        med = df.groupby(axes, sort=True)[num].median()
+        for s in STATUS_NAMES:
+            med[f"frac_{s}"] = (df["status"] == s).groupby([df[a] for a in axes]).mean()
+        mode = df.groupby(axes, sort=True)["status"].agg(lambda s: s.value_counts().idxmax())
+        med["status"] = mode
+        return xr.Dataset.from_dataframe(med)
+
+
+def _device_info() -> dict:
+    devs = jax.devices()
+    return {
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in devs],
+        "device_count": len(devs),
+        "process_index": jax.process_index(),
+        "process_count": jax.process_count(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for p in ("oscillax", "jax", "jaxlib", "diffrax", "equinox", "numpy", "pandas"):
+        try:
+            out[p] = md.version(p)
+        except md.PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def summarize(spec: SweepSpec, table: pd.DataFrame, wall: float, compute_wall: float) -> dict:
+    counts = (
+        table.groupby(["activation", "solver", "status"]).size().unstack(fill_value=0)
+    )
+    by_act_solver = {
+        f"{a}/{s}": {k: int(v) for k, v in row.items() if v}
+        for (a, s), row in counts.iterrows()
+    }
+    total = {k: int(v) for k, v in table["status"].value_counts().items()}
+    traj_steps = int(table["steps"].sum())
+    return {
+        "trajectories": int(len(table)),
+        "trajectory_steps": traj_steps,
+        "status_counts": total,
+        "status_by_activation_solver": by_act_solver,
+        "wall_time_s": round(wall, 3),
+        "compute_time_s": round(compute_wall, 3),
+        "trajectories_per_s": round(len(table) / max(wall, 1e-9), 2),
+        "trajectory_steps_per_s": float(f"{traj_steps / max(wall, 1e-9):.4g}"),
+        "spec_fingerprint": spec.fingerprint(),
+        "device": _device_info(),
+        "versions": _versions(),
+    }
+
+
+def _progress(enabled: bool, total: int, done: int):
+    from rich.progress import (
+        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    prog = Progress(
+        TextColumn("[bold]atlas[/bold]"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("traj"), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+        TextColumn("ETA"), TimeRemainingColumn(), disable=not enabled, transient=False,
+    )
+    task = prog.add_task("sweep", total=total, completed=done, rate="")
+    return prog, task
+
+
+def iter_chunks(chunks: list[Chunk], skip: set[int], process_index: int = 0,
+                process_count: int = 1) -> Iterator[Chunk]:
+    for c in chunks:
+        if c.index % process_count == process_index and c.index not in skip:
+            yield c
+
+
+def sweep(
+    spec: SweepSpec | str | Path,
+    out: str | Path | None = None,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = False,
+    figures: bool = True,
+    place=None,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> SweepResult:
+    """Run a stability sweep and return its `SweepResult`.
+
+    **Arguments:**
+    - `spec`: a `SweepSpec`, or the path of a TOML spec.
+    - `out`: run directory (spec, parquet parts, results, summary, figures); None keeps
+      everything in memory.
+    - `chunk_size`: trajectories per compiled call (results do not depend on it).
+    - `resume`: finish the run in `out` (its own spec and chunk size are used).
+    - `force`: overwrite an existing run directory.
+    - `progress`: show a progress bar; `figures`: draw the atlas figures into `out`.
+
+    ```python
+    res = ox.sweep(ox.SweepSpec(activations=("identity", "tanh"), dts=(0.01, 0.1)))
+    res.to_dataframe().groupby(["activation", "status"]).size()
+    ```
+    """
+    t_start = time.perf_counter()
+    spec_text = None
+    if isinstance(spec, str | Path):
+        spec_text = Path(spec).read_text() if Path(spec).is_file() else None
+        spec = SweepSpec.from_toml(spec)
+    run = None if out is None else Path(out)
+    if resume:
+        if run is None:
+            raise ValueError("`resume=True` needs the run directory as `out`.")
+        info = _store.read_run_info(run)
+        spec = SweepSpec.from_toml(run / _store.SPEC_FILE)
+        if spec.fingerprint() != info["spec_fingerprint"]:
+            raise _store.RunDirError(
+                f"the spec in {str(run)!r} no longer matches the run that wrote it "
+                "(fingerprint changed); start a new run instead of resuming."
+            )
+        chunk_size = int(info["chunk_size"])
+    elif run is not None:
+        if process_index == 0:
+            _store.prepare_new(run, force=force)
+            _store.write_run_info(run, {
+                "spec_fingerprint": spec.fingerprint(),
+                "chunk_size": int(chunk_size),
+                "n_trajectories": spec.n_trajectories,
+            }, spec_text if spec_text is not None else spec.to_toml())
+    if not isinstance(spec, SweepSpec):
+        raise ValueError(f"`spec` must be a SweepSpec or a TOML path; got {type(spec).__name__}.")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"`chunk_size` must be an integer >= 1; got {chunk_size!r}.")
+
+    rows = grid(spec).set_index("traj_id", drop=False)
+    chunks = plan(spec, chunk_size)
+    done = _store.done_chunks(run) if run is not None else set()
+    todo = list(iter_chunks(chunks, done, process_index, process_count))
+    mine_total = sum(len(c.traj_ids) for c in chunks if c.index % process_count == process_index)
+    mine_done = sum(len(chunks[i].traj_ids) for i in done
+                    if i < len(chunks) and i % process_count == process_index)
+    cases = _CaseCache(spec, np.dtype(spec.dtype))
+    frames: list[pd.DataFrame] = []
+    prog, task = _progress(progress, mine_total, mine_done)
+    t_compute = time.perf_counter()
+    n_done = mine_done
+    with prog:
+        for c in todo:
+            df = run_chunk(spec, c, rows, chunk_size, cases, place)
+            if run is not None:
+                _store.write_part(run, c.index, df)
+            else:
+                frames.append(df)
+            n_done += len(c.traj_ids)
+            el = time.perf_counter() - t_compute
+            prog.update(task, completed=n_done,
+                        rate=f"{(n_done - mine_done) / max(el, 1e-9):,.0f} traj/s")
+    compute_wall = time.perf_counter() - t_compute
+    if run is not None:
+        if process_count > 1 and len(_store.done_chunks(run)) < len(chunks):
+            # Another process still runs its share; it (or process 0 later) merges.
+            table = _store.read_parts(run)
+            return SweepResult(spec, table, run, time.perf_counter() - t_start, {})
+        table = _store.read_parts(run)
+    else:
+        table = pd.concat(frames, ignore_index=True).sort_values("traj_id").reset_index(drop=True)
+    wall = time.perf_counter() - t_start
+    summary = summarize(spec, table, wall, compute_wall)
+    if run is not None and process_index == 0:
+        tmp = run / f".{_store.RESULTS_FILE}.tmp"
+        table.to_parquet(tmp, index=False)
+        tmp.replace(run / _store.RESULTS_FILE)
+        if figures:
+            from ._plot import atlas_figures
+
+            summary["figures"] = [str(p.relative_to(run)) for p in
+                                  atlas_figures(table, spec, run / _store.FIGURES_DIR)]
+        _store.atomic_write_text(run / _store.SUMMARY_FILE, json.dumps(summary, indent=2))
+    return SweepResult(spec, table, run, wall, summary)
+
+
+def load_sweep(run_dir: str | Path) -> SweepResult:
+    """Load a finished run directory as a `SweepResult`."""
+    run = Path(run_dir)
+    f = run / _store.RESULTS_FILE
+    if not f.is_file():
+        raise _store.RunDirError(
+            f"{str(run)!r} has no {_store.RESULTS_FILE}: the run is unfinished (use resume) "
+            "or this is not a run directory."
+        )
+    spec = SweepSpec.from_toml(run / _store.SPEC_FILE)
+    summary = json.loads((run / _store.SUMMARY_FILE).read_text()) if (
+        run / _store.SUMMARY_FILE).is_file() else {}
+    return SweepResult(spec, pd.read_parquet(f), run, summary.get("wall_time_s", float("nan")),
+                       summary)
+
+
+_ = TrajectoryClass  # re-exported through __init__

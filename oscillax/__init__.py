@@ -23,3 +23,17 @@ try:
     __version__ = importlib.metadata.version("oscillax")
 except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
     __version__ = "0+unknown"
+
+# sweeps and theory
+from ._monitor import STATUS_NAMES as STATUS_NAMES
+from ._monitor import Thresholds as Thresholds
+from ._monitor import TrajectoryClass as TrajectoryClass
+from ._spec import SpecError as SpecError
+from ._spec import SweepSpec as SweepSpec
+from ._sweep import SweepResult as SweepResult
+from ._sweep import load_sweep as load_sweep
+from ._sweep import sweep as sweep
+from ._theory import amplification as amplification
+from ._theory import euler_growth as euler_growth
+from ._theory import growth_rate as growth_rate
+from ._theory import stability_limit as stability_limit

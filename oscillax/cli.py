@@ -12,6 +12,97 @@ app = typer.Typer(
 
 
 # --- atlas command (owner: sweep) ---
+DEFAULT_SPEC = "experiments/euler_stability.toml"
+
+
+def _default_spec_path():
+    from pathlib import Path
+
+    # Installed editable or run from a checkout: the shipped default lives in experiments/.
+    here = Path(__file__).resolve().parent.parent / DEFAULT_SPEC
+    return here if here.is_file() else Path(DEFAULT_SPEC)
+
+
+def _fail(msg: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/bold red] {msg}", highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def atlas(
+    spec: str = typer.Argument(None, help="Sweep spec TOML (default: the shipped "
+                               "experiments/euler_stability.toml)."),
+    out: str = typer.Option(None, "--out", help="Run directory (default: runs/atlas-<time>)."),
+    resume: str = typer.Option(None, "--resume", help="Finish the run in this directory."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out directory."),
+    chunk_size: int = typer.Option(1024, "--chunk-size", help="Trajectories per compiled call."),
+    no_figures: bool = typer.Option(False, "--no-figures", help="Skip drawing the figures."),
+    coordinator: str = typer.Option(None, "--coordinator", envvar="OSCILLAX_COORDINATOR",
+                                    help="HOST:PORT of process 0 for a multi-host run."),
+    num_processes: int = typer.Option(None, "--num-processes", envvar="OSCILLAX_NUM_PROCESSES",
+                                      help="Number of processes of a multi-host run."),
+    process_id: int = typer.Option(None, "--process-id", envvar="OSCILLAX_PROCESS_ID",
+                                   help="This process's index in a multi-host run."),
+):
+    """Run a stability sweep: where does each solver keep the oscillation? Ends in figures."""
+    import time
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if resume and (spec or out):
+        _fail("--resume DIR finishes an existing run with its own spec; don't pass SPEC or --out.")
+    if chunk_size < 1:
+        _fail(f"--chunk-size must be >= 1; got {chunk_size}.")
+    from . import _distributed
+
+    try:
+        ctx = _distributed.setup(coordinator, num_processes, process_id)
+    except ValueError as e:
+        _fail(str(e))
+    import oscillax as ox
+
+    try:
+        if resume:
+            run_dir = Path(resume)
+            result = ox.sweep(None, out=run_dir, resume=True, progress=True,
+                              figures=not no_figures, **ctx)
+        else:
+            spec_path = Path(spec) if spec else _default_spec_path()
+            run_dir = Path(out) if out else Path("runs") / time.strftime("atlas-%Y%m%d-%H%M%S")
+            spec_obj = ox.SweepSpec.from_toml(spec_path)
+            console.print(
+                f"[bold]oscillax atlas[/bold]  spec {spec_path}  ->  {run_dir}\n"
+                f"{spec_obj.n_trajectories:,} trajectories, {spec_obj.total_steps:.3g} "
+                f"trajectory-steps, chunks of {chunk_size}"
+            )
+            result = ox.sweep(spec_path, out=run_dir, chunk_size=chunk_size, force=force,
+                              progress=True, figures=not no_figures, **ctx)
+    except (ValueError, OSError) as e:
+        _fail(str(e))
+    if not result.summary:
+        console.print(f"this process finished its share; results in {run_dir}")
+        return
+    s = result.summary
+    table = Table(title="status per activation / solver (trajectories)")
+    names = list(ox.STATUS_NAMES)
+    table.add_column("activation / solver")
+    for n in names:
+        table.add_column(n, justify="right")
+    for key, counts in s["status_by_activation_solver"].items():
+        table.add_row(key, *[str(counts.get(n, 0)) or "" for n in names])
+    console.print(table)
+    console.print(
+        f"{s['trajectories']:,} trajectories, {s['trajectory_steps']:.3g} steps in "
+        f"{s['wall_time_s']:.1f} s ({s['trajectory_steps_per_s']:.3g} trajectory-steps/s, "
+        f"{s['trajectories_per_s']:.0f} traj/s) on {s['device']['backend']} "
+        f"x{s['device']['device_count']}"
+    )
+    console.print(f"results: {run_dir}/results.parquet   figures: {run_dir}/figures/")
 # --- end atlas command ---
 
 

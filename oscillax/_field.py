@@ -187,6 +187,9 @@ class PreActivation(AbstractSkewField):
     """
 
     gamma: float | Array
+    # Decided once from the value passed in: under jax.jit a Python-float gamma becomes a
+    # tracer, and the field must still know it has an invariant (and skip the zero term).
+    gamma_is_zero: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -208,6 +211,7 @@ class PreActivation(AbstractSkewField):
                 )
             gamma = float(g)
         self.gamma = gamma
+        self.gamma_is_zero = isinstance(gamma, float) and gamma == 0.0
 
     def _rhs_with_input(self, X, inp):
         Z = matvec(self.A, X)
@@ -216,12 +220,12 @@ class PreActivation(AbstractSkewField):
         if inp is not None:
             Z = Z + inp
         out = self.activation.fn(Z)
-        if not (isinstance(self.gamma, float) and self.gamma == 0.0):
+        if not self.gamma_is_zero:
             out = out - self.gamma * X
         return out
 
     def has_invariant(self) -> bool:
-        return self.input_matrix is None and isinstance(self.gamma, float) and self.gamma == 0.0
+        return self.input_matrix is None and self.gamma_is_zero
 
     def invariant(self, x):
         """$I(x) = \\sum_i \\Phi((Ax + b)_i)$ for `x` of shape `(..., n)` (identity and b = 0:
@@ -230,7 +234,8 @@ class PreActivation(AbstractSkewField):
             raise ValueError(
                 "this PreActivation field has no motion invariant: one exists only for "
                 f"gamma = 0 and no external input (got gamma={self.gamma!r}, input "
-                f"{'set' if self.input_matrix is not None else 'none'})."
+                f"{'set' if self.input_matrix is not None else 'none'}). Check "
+                "`field.has_invariant()` first, or build the field without them."
             )
         x = jnp.asarray(x)
         if self.activation.is_linear and self.bias is None:
@@ -279,7 +284,10 @@ class PostActivation(AbstractSkewField):
         if not self.has_invariant():
             raise ValueError(
                 "this PostActivation field has no motion invariant: one exists only with "
-                "no bias and no external input."
+                f"no bias and no external input (got bias "
+                f"{'set' if self.bias is not None else 'none'}, input "
+                f"{'set' if self.input_matrix is not None else 'none'}). Check "
+                "`field.has_invariant()` first, or build the field without them."
             )
         x = jnp.asarray(x)
         return jnp.sum(self.activation.antiderivative(x), axis=-1)

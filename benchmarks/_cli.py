@@ -9,9 +9,22 @@ DEFAULT_REPEATS = 5
 QUICK_REPEATS = 3
 
 
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def set_peer_threads_env(n: int | None) -> None:
+    """Limit the BLAS / OpenMP threads of the numpy and torch peers; effective for numpy only
+    when set before numpy is imported (as `python -m benchmarks --peer-threads N` does)."""
+    import os
+
+    if n is not None:
+        for var in _THREAD_VARS:
+            os.environ[var] = str(n)
+
+
 def run(*, quick: bool = False, workloads: str | list[str] | None = None,
         repeats: int | None = None, out: str | None = None, table: bool = True,
-        log=None) -> dict:
+        peer_threads: int | None = None, log=None) -> dict:
     """Run the suite in this process; print the table, write the JSON, return the report.
 
     **Arguments:**
@@ -19,7 +32,19 @@ def run(*, quick: bool = False, workloads: str | list[str] | None = None,
     - `workloads`: names (`"W2,W512"` or a list); default all, in the order of `WORKLOADS`.
     - `repeats`: steady-state calls timed after the first one (best is reported).
     - `out`: JSON path; default `bench_results/bench-<timestamp>.json`.
+    - `peer_threads`: threads for the numpy (BLAS) and torch peers; default: their own
+      defaults. On an oversubscribed machine multi-threaded BLAS on small matrices can
+      collapse (seconds per step); 1 avoids that. JAX's threads are not changed.
     """
+    import os
+    import sys
+
+    numpy_was_loaded = "numpy" in sys.modules
+    preset = peer_threads is not None and os.environ.get("OPENBLAS_NUM_THREADS") == str(
+        peer_threads
+    )
+    set_peer_threads_env(peer_threads)
+
     from rich.console import Console
 
     from ._report import metadata_block, render, write_json
@@ -51,6 +76,16 @@ def run(*, quick: bool = False, workloads: str | list[str] | None = None,
     report = {"meta": metadata_block(quick=quick, repeats=repeats, workloads=names),
               "workloads": []}
     report["meta"]["started"] = stamp
+    report["meta"]["peer_threads"] = {
+        "requested": peer_threads,
+        "env": {v: os.environ.get(v) for v in _THREAD_VARS},
+        # OpenBLAS reads its thread count when numpy is first imported.
+        "numpy_applied": peer_threads is None or not numpy_was_loaded or preset,
+    }
+    if peer_threads is not None:
+        from . import _impls
+
+        _impls.PEER_THREADS = peer_threads
     report["meta"]["loadavg_start"] = _loadavg()
     t0 = time.perf_counter()
     for name in names:
@@ -80,8 +115,7 @@ def _loadavg():
 
 
 def main(argv=None) -> int:
-    from ._workloads import WORKLOADS
-
+    names = "W2,W512,atlas,grad,longrun"  # listed here: importing _workloads loads numpy
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="oscillax and its peers (diffrax, numpy, torchdiffeq, scipy) on the same "
@@ -89,15 +123,19 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--quick", action="store_true", help="small sizes, < 1 minute")
     ap.add_argument("--workloads", default=None,
-                    help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all)")
+                    help=f"comma-separated subset of {names} (default: all)")
     ap.add_argument("--repeats", type=int, default=None,
                     help=f"timed calls after the first (default {DEFAULT_REPEATS}, "
                     f"quick {QUICK_REPEATS})")
     ap.add_argument("--out", default=None,
                     help="JSON path (default bench_results/bench-<timestamp>.json)")
+    ap.add_argument("--peer-threads", type=int, default=None,
+                    help="BLAS/OpenMP threads of the numpy and torch peers (default: theirs)")
     a = ap.parse_args(argv)
+    set_peer_threads_env(a.peer_threads)  # before numpy is imported
     try:
-        run(quick=a.quick, workloads=a.workloads, repeats=a.repeats, out=a.out)
+        run(quick=a.quick, workloads=a.workloads, repeats=a.repeats, out=a.out,
+            peer_threads=a.peer_threads)
     except ValueError as e:
         ap.error(str(e))
     return 0

@@ -17,6 +17,16 @@ import numpy as np
 
 from ._harness import Prepared
 
+PEER_THREADS: int | None = None  # set by `--peer-threads`; None: the libraries' defaults
+
+
+def _torch_threads():
+    import torch
+
+    if PEER_THREADS is not None:
+        torch.set_num_threads(PEER_THREADS)
+    return torch.get_num_threads()
+
 
 @dataclass
 class Problem:
@@ -261,7 +271,7 @@ def torch_final(p: Problem) -> Prepared:
     A, x0 = torch.from_numpy(p.A), torch.from_numpy(p.x0)
     return Prepared(
         lambda: _torch_final(A, x0, p.dt, p.steps, p.form),
-        note=f"{torch.get_num_threads()} threads",
+        note=f"{_torch_threads()} threads",
         to_numpy=lambda out: out.numpy(),
     )
 
@@ -269,6 +279,7 @@ def torch_final(p: Problem) -> Prepared:
 def torch_atlas(p: Problem) -> Prepared:
     import torch
 
+    _torch_threads()
     A, x0 = torch.from_numpy(p.A), torch.from_numpy(p.x0)
 
     def run():
@@ -282,6 +293,7 @@ def torch_grad(p: Problem) -> Prepared:
     import torch
     from torchdiffeq import odeint
 
+    _torch_threads()
     W = torch.tensor(p.W, requires_grad=True)
     x0, target = torch.from_numpy(p.x0), torch.from_numpy(p.target)
     n_saved = p.target.shape[1]

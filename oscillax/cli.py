@@ -121,6 +121,11 @@ def bench(
     out: str = typer.Option(
         None, "--out", help="JSON path (default bench_results/bench-<timestamp>.json)."
     ),
+    peer_threads: int = typer.Option(
+        None, "--peer-threads",
+        help="Threads of the numpy/torch peers (numpy only via OPENBLAS_NUM_THREADS set "
+        "before the command).",
+    ),
 ) -> None:
     """Benchmark oscillax against diffrax, numpy, torchdiffeq and scipy (same as
     `python -m benchmarks`; needs a source checkout, where `benchmarks/` lives)."""
@@ -134,7 +139,8 @@ def bench(
         )
         raise typer.Exit(2) from None
     try:
-        run_benchmarks(quick=quick, workloads=workloads, repeats=repeats, out=out)
+        run_benchmarks(quick=quick, workloads=workloads, repeats=repeats, out=out,
+                       peer_threads=peer_threads)
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

@@ -37,3 +37,10 @@ from ._theory import amplification as amplification
 from ._theory import euler_growth as euler_growth
 from ._theory import growth_rate as growth_rate
 from ._theory import stability_limit as stability_limit
+
+# fitting
+from ._fit import FitResult as FitResult
+from ._fit import SkewGenerator as SkewGenerator
+from ._fit import fit as fit
+from ._fit import load_fit as load_fit
+from ._fit import spectral_peaks as spectral_peaks

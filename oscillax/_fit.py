@@ -26,6 +26,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -941,7 +944,9 @@ def fit(
       and grows to all of it by mid-training (1 disables).
     - `seed`: seed of the restarts' perturbations.
     - `channels`: names of the output channels (for reports and plots).
-    - `progress`: called as `progress(iteration, iterations, best_loss)` while training.
+    - `progress`: called as `progress(iteration, iterations, best_loss)` while training,
+      first with iteration 0 (and a NaN loss) once the inputs are checked and before the
+      training step compiles.
 
     **Returns:** a `FitResult`.
 
@@ -1123,6 +1128,8 @@ def fit(
     h_end = span_tau + 20 * float(data.width)
     losses = []
     t_train = time.perf_counter()
+    if progress is not None:
+        progress(0, iterations, float("nan"))
     report_every = max(iterations // 100, 1)
     for it in range(iterations):
         frac = min(it / ramp, 1.0) if curriculum < 1 else 1.0
@@ -1207,3 +1214,120 @@ def _metrics(result: FitResult, t, y, n_train) -> dict:
     out["frequencies"] = result.frequencies.tolist()
     out["measured_frequencies"] = result._measured_from(t_long, y_long).tolist()
     return out
+
+
+# ------------------------------------------------------------------------ CSV / command line
+
+
+def _read_csv(data, time_col: str, value_cols: Sequence[str] | None):
+    """Times, values and channel names from a CSV, with errors that name the column."""
+    import pandas as pd
+
+    path = Path(data)
+    if not path.is_file():
+        _fail(f"DATA must be an existing CSV file; got {str(path)!r}, which "
+              f"{'is a directory' if path.is_dir() else 'does not exist'}.")
+    try:
+        df = pd.read_csv(path)
+    except Exception as e:  # pandas raises several parser error types
+        _fail(f"DATA {str(path)!r} could not be read as CSV ({type(e).__name__}: {e}). Pass a "
+              "comma-separated file with a header row.")
+    cols = [str(c) for c in df.columns]
+    if time_col not in cols:
+        _fail(f"--time-col {time_col!r} is not a column of {path.name}; its columns are "
+              f"{cols}. Pass --time-col with one of them.")
+    if value_cols:
+        missing = [c for c in value_cols if c not in cols]
+        if missing:
+            _fail(f"--value-cols {','.join(value_cols)!r} names column(s) {missing} that "
+                  f"{path.name} lacks; its columns are {cols}.")
+        if time_col in value_cols:
+            _fail(f"--value-cols must not include the time column {time_col!r}.")
+        names = list(value_cols)
+    else:
+        names = [c for c in cols if c != time_col]
+        if not names:
+            _fail(f"{path.name} has only the time column {time_col!r}; add value columns or "
+                  "pass --value-cols.")
+    arrays = {}
+    for c in [time_col, *names]:
+        v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.nonzero(~np.isfinite(v))[0]
+        if bad.size:
+            rows = ", ".join(str(int(r) + 1) for r in bad[:5]) + (", ..." if bad.size > 5 else "")
+            flag = "--time-col" if c == time_col else "column"
+            _fail(f"{flag} {c!r} has {bad.size} missing, non-numeric, NaN or inf value(s) (data "
+                  f"rows {rows}, 1-based after the header). Remove or fill those rows.")
+        arrays[c] = v
+    t = arrays[time_col]
+    d = np.diff(t)
+    if np.any(d <= 0):
+        i = int(np.argmax(d <= 0))
+        _fail(f"--time-col {time_col!r} must be strictly increasing; data row {i + 2} has "
+              f"{t[i + 1]!r} after {t[i]!r} in row {i + 1}. Sort the file by time and drop "
+              "duplicate times.")
+    ys = np.stack([arrays[c] for c in names], axis=1)
+    return t, ys, names
+
+
+def fit_csv(
+    data,
+    *,
+    out=None,
+    time_col: str = "t",
+    value_cols: Sequence[str] | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int, float], None] | None = None,
+    **fit_kwargs,
+) -> tuple[FitResult, Path, dict]:
+    """Fit a CSV's columns and write the model, figures and a JSON report to a directory.
+
+    Everything is validated before any file is written, and the outputs are written into
+    a temporary sibling directory that is renamed to `out` only when complete, so a
+    failure leaves no half-written `out`.
+
+    **Arguments:**
+    - `data`: CSV path with a header row.
+    - `out`: output directory (default: `<data stem>-fit` next to the CSV).
+    - `time_col`, `value_cols`: the time column and the value columns (default: all
+      others).
+    - `overwrite`: replace an existing `out`.
+    - `progress`, `**fit_kwargs`: passed to `fit`.
+
+    **Returns:** `(result, out, report)`. `out` holds `model.eqx` and `fit.json` (load with
+    `ox.load_fit(out)`), `report.json`, `loss.png` and `fit.png`.
+    """
+    t_start = time.perf_counter()
+    data = Path(data)
+    out = Path(out) if out is not None else data.with_name(data.stem + "-fit")
+    if out.exists() and not overwrite:
+        _fail(f"--out {str(out)!r} already exists; pass --overwrite to replace it or choose "
+              "another directory.")
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {str(out)!r} is a file, not a directory; choose another path.")
+    t, ys, names = _read_csv(data, time_col, value_cols)
+    result = fit(t, ys[:, 0] if ys.shape[1] == 1 else ys, channels=names, progress=progress,
+                 **fit_kwargs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        result.save(tmp)
+        result.plot_loss(tmp / "loss.png")
+        result.plot_fit(t, ys, tmp / "fit.png")
+        report = result.report()
+        report["data"] = {"path": str(data), "time_col": time_col, "value_cols": names,
+                          "samples": int(t.shape[0])}
+        report["outputs"] = [MODEL_FILE, SETTINGS_FILE, "report.json", "loss.png", "fit.png"]
+        report["wall_time_s"] = time.perf_counter() - t_start
+        (tmp / "report.json").write_text(json.dumps(_jsonable(report), indent=1))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return result, out, report

@@ -225,6 +225,16 @@ def reduce_monitors(out: dict, h, steps, use_invariant: bool) -> dict[str, np.nd
     na, ta, ga, tta, tga, nb, tb, gb, ttb, tgb = s
     rate_early = _slope(na, ta, ga, tta, tga)
     rate_late = _slope(nb, tb, gb, ttb, tgb)
+    div_at = np.asarray(out["diverged_at"], np.int64)
+    h64 = np.asarray(h, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # A member stopped at the threshold: its rate is the mean one up to that step,
+        # from the growth of |x|^2 (the frozen state says nothing about later times).
+        mean_rate = np.log(
+            np.asarray(out["max_norm"], np.float64) ** 2
+            / np.asarray(out["norm0"], np.float64) ** 2
+        ) / (np.maximum(div_at, 1) * h64)
+    rate_late = np.where(div_at >= 0, mean_rate, rate_late)
     with np.errstate(divide="ignore", invalid="ignore"):
         secular = np.where((na > 0) & (nb > 0), gb / nb - ga / na, np.nan)
         n_up = np.asarray(out["n_up"])

@@ -76,7 +76,20 @@ class Chunk:
     form: str
     activation: str
     solver: str
-    traj_ids: np.ndarray  # (<= chunk_size,)
+    traj_ids: np.ndarray  # (<= width,)
+    width: int  # padded batch size of this chunk's compiled call
+
+
+def group_chunk_size(steps: np.ndarray, chunk_size: int, pieces: int = 8) -> int:
+    """Chunk size for one compiled group: `chunk_size`, or smaller when step counts vary.
+
+    A chunk runs until its longest member is done, so when a group mixes step counts (a
+    fixed-horizon sweep over dt) it is cut into at least `pieces` chunks sorted by step
+    count; the work is then close to the sum of the members' steps.
+    """
+    if steps.size == 0 or steps.max() <= 2 * steps.min():
+        return chunk_size
+    return max(1, min(chunk_size, -(-steps.size // pieces)))
 
 
 def plan(spec: SweepSpec, chunk_size: int) -> list[Chunk]:
@@ -92,9 +105,10 @@ def plan(spec: SweepSpec, chunk_size: int) -> list[Chunk]:
         for part in parts:
             part = part.sort_values(["steps", "traj_id"], ascending=[False, True], kind="stable")
             ids = part["traj_id"].to_numpy()
-            for start in range(0, ids.size, chunk_size):
+            size = group_chunk_size(part["steps"].to_numpy(), chunk_size)
+            for start in range(0, ids.size, size):
                 chunks.append(Chunk(len(chunks), int(dim), form, act, sol,
-                                    ids[start:start + chunk_size]))
+                                    ids[start:start + size], size))
     return chunks
 
 
@@ -120,12 +134,12 @@ class _CaseCache:
         return self._c[k]
 
 
-def run_chunk(spec: SweepSpec, chunk: Chunk, rows: pd.DataFrame, chunk_size: int,
-              cases: _CaseCache, place=None) -> pd.DataFrame:
-    """Integrate one chunk (padded to `chunk_size`) and return its measured rows."""
+def run_chunk(spec: SweepSpec, chunk: Chunk, rows: pd.DataFrame, cases: _CaseCache,
+              place=None) -> pd.DataFrame:
+    """Integrate one chunk (padded to its width) and return its measured rows."""
     dtype = np.dtype(spec.dtype)
     m = len(chunk.traj_ids)
-    pad = chunk_size - m
+    pad = chunk.width - m
     sel = rows.loc[chunk.traj_ids]
     seeds = sel["seed"].to_numpy()
     amps = sel["amplitude"].to_numpy()
@@ -352,7 +366,7 @@ def sweep(
     n_done = mine_done
     with prog:
         for c in todo:
-            df = run_chunk(spec, c, rows, chunk_size, cases, place)
+            df = run_chunk(spec, c, rows, cases, place)
             if run is not None:
                 _store.write_part(run, c.index, df)
             else:

@@ -31,6 +31,7 @@ from ._monitor import TrajectoryClass as TrajectoryClass
 from ._spec import SpecError as SpecError
 from ._spec import SweepSpec as SweepSpec
 from ._sweep import SweepResult as SweepResult
+from ._sweep import case as sweep_case
 from ._sweep import load_sweep as load_sweep
 from ._sweep import sweep as sweep
 from ._theory import amplification as amplification

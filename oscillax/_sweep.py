@@ -200,6 +200,11 @@ class SweepResult:
     wall_time: float
     summary: dict
 
+    def case(self, traj_id: int) -> dict:
+        """The field, x0, dt, steps and solver of one trajectory (see `ox.sweep_case`)."""
+        return case(self.spec, self.table.set_index("traj_id").loc[traj_id].to_dict()
+                    | {"traj_id": traj_id})
+
     def to_dataframe(self) -> pd.DataFrame:
         """One row per trajectory: axis columns, measured columns, `status`."""
         return self.table.copy()
@@ -219,6 +224,29 @@ class SweepResult:
         mode = df.groupby(axes, sort=True)["status"].agg(lambda s: s.value_counts().idxmax())
         med["status"] = mode
         return xr.Dataset.from_dataframe(med)
+
+
+def case(spec: SweepSpec, row) -> dict:
+    """Rebuild one trajectory of a sweep so it can be re-run with `ox.simulate`.
+
+    **Arguments:** `spec` and a row of the result table (a mapping with the axis columns,
+    e.g. `result.to_dataframe().iloc[i]`).
+
+    **Returns:** `dict(field=..., x0=..., dt=..., steps=..., solver=...)`:
+    `ox.simulate(c["field"], c["x0"], dt=c["dt"], steps=c["steps"], solver=c["solver"])`
+    reproduces the row's trajectory.
+    """
+    dtype = np.dtype(spec.dtype)
+    A, d = _case_arrays(spec, int(row["dim"]), int(row["seed"]), dtype)
+    form = PreActivation if row["form"] == "pre" else PostActivation
+    dt = float(row["dt"])
+    return dict(
+        field=form(jnp.asarray(A), row["activation"], check_skew=False),
+        x0=jnp.asarray((d * np.asarray(row["amplitude"], dtype)).astype(dtype)),
+        dt=np.asarray(dt, dtype),
+        steps=int(spec.steps_for(dt)),
+        solver=row["solver"],
+    )
 
 
 def _device_info() -> dict:

@@ -174,6 +174,7 @@ class Result:
     compile_s: float | None = None
     run_s: float | None = None
     runs_s: list[float] = field(default_factory=list)
+    cpu_s: float | None = None  # process CPU time of the best steady call (all threads)
     setup_s: float | None = None
     traj_steps: int | None = None
     traj_steps_per_s: float | None = None
@@ -191,9 +192,12 @@ class Result:
 
 
 def _timed(fn):
+    """Wall time of one call, and the process CPU time it used (all threads)."""
+    c0 = time.process_time()
     t0 = time.perf_counter()
     out = block(fn())
-    return out, time.perf_counter() - t0
+    t = time.perf_counter() - t0
+    return out, t, time.process_time() - c0
 
 
 def measure(impl: Impl, problem, *, traj_steps: int, repeats: int, measure_memory: bool = True,
@@ -212,14 +216,17 @@ def measure(impl: Impl, problem, *, traj_steps: int, repeats: int, measure_memor
         if not isinstance(prepared, Prepared):
             prepared = Prepared(run=prepared)
         res.note = prepared.note
-        out, first = _timed(prepared.run)
+        out, first, _ = _timed(prepared.run)
         res.first_call_s = first
         # A slow implementation gets fewer repeats so the suite stays bounded.
         n_rep = repeats if first < slow_call_s else 1
+        cpu = []
         for _ in range(n_rep):
-            out, t = _timed(prepared.run)
+            out, t, c = _timed(prepared.run)
             res.runs_s.append(t)
+            cpu.append(c)
         res.run_s = min(res.runs_s)
+        res.cpu_s = min(cpu)
         res.compile_s = max(first - res.run_s, 0.0)
         if measure_memory:
             with RssSampler() as s:

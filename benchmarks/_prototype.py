@@ -11,8 +11,12 @@ exact step), but tests divergence once every `check_every` steps instead of ever
 - members frozen earlier keep being stepped (their values are discarded), which costs
   nothing extra since the whole batch is one array op anyway.
 
-The per-step test (scale, square, sum, compare, three selects) is ~12 elementwise ops
-next to ~40-50 for an n=2 tanh Euler step, so on small n it is a large share of the time.
+Two independent changes, both measured by `python -m benchmarks._engine_probe`:
+
+1. the squared norm of the test is an unrolled sum of rows for n <= 32 (`_sq_norm`), so
+   it fuses with the step instead of being a separate reduction kernel every step;
+2. with `check_every > 1`, the test runs once per block (plus an exact replay of a block
+   in which a member went bad). `check_every=1` is the engine's per-step test with (1) only.
 """
 
 from __future__ import annotations
@@ -29,6 +33,25 @@ def _threshold_inv(x0b, threshold, floor):
     return (1.0 / (threshold * jnp.maximum(norm0, floor))).astype(x0b.dtype)
 
 
+def _sq_norm(Y):
+    """Squared norm of each column of `Y` `(n, B)`.
+
+    For small n an unrolled sum of rows: elementwise over the batch, so XLA fuses it into
+    the step's loop fusion. `jnp.sum(Y * Y, axis=0)` is a reduction over the major axis,
+    which XLA:CPU emits as a separate kernel per step; at n = 2 that doubled the step's
+    cost (`_engine_probe`).
+    """
+    import jax.numpy as jnp
+
+    n = Y.shape[0]
+    if n > 32:
+        return jnp.sum(Y * Y, axis=0)
+    out = Y[0] * Y[0]
+    for i in range(1, n):
+        out = out + Y[i] * Y[i]
+    return out
+
+
 def _make_engine():
     import equinox as eqx
     import jax
@@ -43,7 +66,7 @@ def _make_engine():
 
         def is_bad(X):
             Y = X * inv_thr[None, :]
-            return ~(jnp.sum(Y * Y, axis=0) <= 1.0)
+            return ~(_sq_norm(Y) <= 1.0)
 
         def checked_step(carry, k):
             X, alive, div_at = carry
@@ -71,6 +94,8 @@ def _make_engine():
             return jax.lax.cond(jnp.any(newly_bad), replay, accept, None)
 
         init = (X0, jnp.ones((B,), bool), jnp.full((B,), -1, jnp.int32))
+        if check_every == 1:  # the engine's per-step test, only with `_sq_norm`
+            return jax.lax.scan(checked_step, init, jnp.arange(steps, dtype=jnp.int32))[0]
         n_blocks, rem = divmod(steps, check_every)
         starts = jnp.arange(n_blocks, dtype=jnp.int32) * check_every
         carry, _ = jax.lax.scan(lambda c, k0: (block(c, k0, check_every), None), init, starts)
@@ -150,7 +175,7 @@ def proto_grad(p, check_every: int = 10) -> Prepared:
     return Prepared(lambda: grad(W), note="no divergence test")
 
 
-def check_equivalence(check_every: int = 16) -> dict:
+def check_equivalence(check_every: int = 16, n: int = 2) -> dict:
     """Divergent members: prototype vs `ox.simulate` (final state, status, diverged_at).
 
     Linear field (Euler diverges for every h) with large steps and a spread of amplitudes,
@@ -162,8 +187,10 @@ def check_equivalence(check_every: int = 16) -> dict:
     from oscillax._solver import FIXED_SOLVERS
 
     rng = np.random.default_rng(3)
-    A = np.array([[0.0, -1.0], [1.0, 0.0]], np.float32)
-    x0 = (rng.standard_normal((512, 2)) * np.logspace(-3, 3, 512)[:, None]).astype(np.float32)
+    A = np.zeros((n, n), np.float32)
+    for i in range(n // 2):  # rotations at frequencies 1, 0.9, 0.8, ...
+        A[2 * i, 2 * i + 1], A[2 * i + 1, 2 * i] = -(1 - 0.1 * i), 1 - 0.1 * i
+    x0 = (rng.standard_normal((512, n)) * np.logspace(-3, 3, 512)[:, None]).astype(np.float32)
     field = ox.PreActivation(jnp.asarray(A), "identity")
     steps, dt = 160, 0.5
     tr = ox.simulate(field, jnp.asarray(x0), dt=dt, steps=steps, save_every=steps)

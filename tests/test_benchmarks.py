@@ -95,11 +95,11 @@ def test_prototype_engine_matches_simulate_on_divergent_members():
     proc = subprocess.run(
         [sys.executable, "-c",
          "import json; from benchmarks._prototype import check_equivalence as c; "
-         "print(json.dumps(c(7)))"],
+         "print(json.dumps([c(1), c(7), c(16, n=8)]))"],
         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert res["diverged"] > 0
-    assert res["same_diverged_at"]
-    assert res["max_abs_diff_final"] == 0.0
+    for res in json.loads(proc.stdout.strip().splitlines()[-1]):
+        assert res["diverged"] > 0
+        assert res["same_diverged_at"]
+        assert res["max_abs_diff_final"] == 0.0

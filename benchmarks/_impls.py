@@ -121,6 +121,57 @@ def oscillax_grad(p: Problem) -> Prepared:
     return Prepared(lambda: grad(W))
 
 
+def _sweep_setup(p: Problem):
+    """Field, solver, `(n, B)` states and squared thresholds as `oscillax._sweep` builds them
+    for `integrate_monitored` (here with one shared A, as the other implementations)."""
+    import jax.numpy as jnp
+
+    from oscillax._solver import FIXED_SOLVERS
+
+    field = _ox_field(jnp.asarray(p.A), p.form)
+    X0 = np.ascontiguousarray(p.x0.T)
+    norm0 = np.linalg.norm(X0.astype(np.float64), axis=0)
+    thr = 1e6 * np.maximum(norm0, 1.0)
+    thr2 = np.minimum(thr * thr, np.finfo(np.float32).max).astype(np.float32)
+    return field, FIXED_SOLVERS["euler"], jnp.asarray(X0), jnp.asarray(thr2)
+
+
+def oscillax_sweep_final(p: Problem) -> Prepared:
+    """The atlas engine `oscillax._monitor.integrate_monitored`: streaming monitors (max
+    norm, invariant drift, crossings, growth-rate sums), no stored path."""
+    import jax.numpy as jnp
+
+    from oscillax._monitor import integrate_monitored
+
+    field, solver, X0, thr2 = _sweep_setup(p)
+    B = p.batch
+    h = jnp.full((B,), p.dt, jnp.float32)
+    steps = jnp.full((B,), p.steps, jnp.int32)
+
+    def run():
+        return integrate_monitored(field, solver, X0, h, steps, thr2)["X"]
+
+    return Prepared(run, to_numpy=lambda X: np.asarray(X).T)
+
+
+def oscillax_sweep_atlas(p: Problem) -> Prepared:
+    """`integrate_monitored` once per step size; step counts are traced, so one compile."""
+    import jax.numpy as jnp
+
+    from oscillax._monitor import integrate_monitored
+
+    field, solver, X0, thr2 = _sweep_setup(p)
+    B = p.batch
+    args = [(jnp.full((B,), dt, jnp.float32), jnp.full((B,), s, jnp.int32))
+            for dt, s in zip(p.dts, p.steps_list)]
+
+    def run():
+        return [integrate_monitored(field, solver, X0, h, steps, thr2)["X"]
+                for h, steps in args]
+
+    return Prepared(run, to_numpy=lambda out: np.stack([np.asarray(X).T for X in out]))
+
+
 # ------------------------------------------------------------------------------- diffrax
 
 

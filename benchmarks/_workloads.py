@@ -82,9 +82,18 @@ class Workload:
         }
 
 
-def _forward_impls(scipy: bool = True, proto: bool = True) -> list[Impl]:
+SWEEP = ("oscillax._monitor",)
+
+
+def _forward_impls(scipy: bool = True, proto: bool = True, sweep: bool = False) -> list[Impl]:
     impls = [
         Impl("oscillax", I.oscillax_final, description="ox.simulate, save_every=steps"),
+    ]
+    if sweep:
+        impls.append(Impl("oscillax-sweep", I.oscillax_sweep_final, SWEEP,
+                          description="oscillax._monitor.integrate_monitored (atlas engine, "
+                          "streaming monitors)"))
+    impls += [
         Impl("diffrax-vmap", I.diffrax_final, ("diffrax",),
              description="jit(vmap(diffeqsolve(Euler, SaveAt(t1=True))))"),
         Impl("numpy-loop", I.numpy_final, description="python loop over steps, (B, n) arrays"),
@@ -119,7 +128,7 @@ class W2(Workload):
                          small_batch=q["scipy_batch"])
 
     def impls(self):
-        return _forward_impls()
+        return _forward_impls(sweep=True)
 
 
 def matmul_flops_per_s(m: int, repeats: int = 20) -> dict:
@@ -247,6 +256,8 @@ class Atlas(Workload):
         return [
             Impl("oscillax", I.oscillax_atlas,
                  description="ox.simulate per dt (one compile per step count)"),
+            Impl("oscillax-sweep", I.oscillax_sweep_atlas, SWEEP,
+                 description="integrate_monitored per dt (traced step counts: one compile)"),
             Impl("diffrax-vmap", I.diffrax_atlas, ("diffrax",),
                  description="one jit(vmap(diffeqsolve)) with dt traced"),
             Impl("numpy-loop", I.numpy_atlas, description="numpy loop per dt"),

@@ -143,8 +143,28 @@ def _step_count(dt, steps, t1):
     return max(full, 1), None
 
 
+def _inverse_threshold(x0b, divergence_threshold, divergence_floor, dtype):
+    """$1 / (\\text{threshold} \\cdot \\max(\\|x_0\\|, \\text{floor}))$ per member, `(B,)`.
+
+    The divergence test is $\\|x \\cdot \\text{inv}\\|^2 \\le 1$: scaled first, so it neither
+    overflows for huge (finite) states nor lets an overflowed threshold (inf) pass every
+    finite state. An infinite threshold gives inv = 0: only non-finite states count then.
+    """
+    s = jnp.max(jnp.abs(x0b), axis=-1)
+    safe = jnp.where(s > 0, s, 1.0)
+    norm0 = s * jnp.sqrt(jnp.sum((x0b / safe[:, None]) ** 2, axis=-1))
+    thr = divergence_threshold * jnp.maximum(norm0, divergence_floor)
+    return (1.0 / thr).astype(dtype)
+
+
+def _is_bad(X, inv_thr, axis):
+    """Non-finite, or norm past the threshold; NaN compares False, so it counts as bad."""
+    Y = X * jnp.expand_dims(inv_thr, axis)
+    return ~(jnp.sum(Y * Y, axis=axis) <= 1.0)
+
+
 @eqx.filter_jit
-def _run_fixed(field, solver, X0, dt, thr2, args, *, steps, save_every, last_h):
+def _run_fixed(field, solver, X0, dt, inv_thr, args, *, steps, save_every, last_h):
     """Engine: returns saved states `(T, n, B)`, status, diverged_at."""
     B = X0.shape[1]
     dtype = X0.dtype
@@ -156,15 +176,16 @@ def _run_fixed(field, solver, X0, dt, thr2, args, *, steps, save_every, last_h):
         t = k.astype(dtype) * dt
         h = dt if last is None else jnp.where(k == steps - 1, last, dt)
         Xn = solver.step(field, t, X, h, args)
-        nrm2 = jnp.sum(Xn * Xn, axis=0)
-        bad = ~(nrm2 <= thr2)  # NaN compares False, so it counts as bad
+        bad = _is_bad(Xn, inv_thr, 0)
         div_at = jnp.where(bad & alive, k + 1, div_at)
         alive = alive & ~bad
         X = jnp.where(alive[None, :], Xn, X)
         return X, alive, div_at
 
     def block(carry, k0):
-        carry = jax.lax.fori_loop(k0, k0 + save_every, one_step, carry)
+        # Static trip count (not k0 .. k0 + save_every): fori_loop then lowers to a scan,
+        # which reverse-mode autodiff supports; traced bounds would give a while_loop.
+        carry = jax.lax.fori_loop(0, save_every, lambda i, c: one_step(k0 + i, c), carry)
         return carry, carry[0]
 
     init = (X0, jnp.ones((B,), bool), jnp.full((B,), -1, jnp.int32))
@@ -181,7 +202,7 @@ def _run_fixed(field, solver, X0, dt, thr2, args, *, steps, save_every, last_h):
 
 
 @eqx.filter_jit
-def _run_adaptive(field, solver_name, x0b, dt, ts, thr2, args, rtol, atol, max_steps):
+def _run_adaptive(field, solver_name, x0b, dt, ts, args, rtol, atol, max_steps):
     solver = ADAPTIVE_SOLVERS[solver_name]()
     term = diffrax.ODETerm(field)
 
@@ -259,9 +280,7 @@ def simulate(
     x0b = x0b.astype(dtype)
     if not _concrete(dt):
         dt = eqx.error_if(dt, ~(dt > 0) | ~jnp.isfinite(dt), "`dt` must be positive and finite")
-    norm0 = jnp.linalg.norm(x0b, axis=-1)
-    thr = divergence_threshold * jnp.maximum(norm0, divergence_floor)
-    thr2 = (thr * thr).astype(dtype)
+    inv_thr = _inverse_threshold(x0b, divergence_threshold, divergence_floor, dtype)
 
     k_saved = list(range(0, n_steps + 1, save_every))
     if k_saved[-1] != n_steps:
@@ -274,16 +293,18 @@ def simulate(
 
     if isinstance(solver_obj, AbstractFixedSolver):
         saved, status, div_at = _run_fixed(
-            field, solver_obj, x0b.T, dt_arr, thr2, args,
+            field, solver_obj, x0b.T, dt_arr, inv_thr, args,
             steps=n_steps, save_every=save_every, last_h=last_h,
         )
         xs = jnp.transpose(saved, (2, 0, 1))  # (B, T, n)
     else:
         xs, ok = _run_adaptive(
-            field, solver_obj, x0b, dt_arr, ts, thr2, args, rtol, atol, max_steps
+            field, solver_obj, x0b, dt_arr, ts, args, rtol, atol, max_steps
         )
-        nrm2 = jnp.sum(xs * xs, axis=-1)  # (B, T)
-        bad = ~(nrm2 <= thr2[:, None])
+        # diffrax fills the saves it never reached with inf when it gives up (max_steps):
+        # those are a solver failure, not a divergence.
+        unreached = ~ok[:, None] & jnp.all(jnp.isinf(xs), axis=-1)
+        bad = _is_bad(xs, inv_thr[:, None], -1) & ~unreached  # (B, T)
         any_bad = jnp.any(bad, axis=1)
         first = jnp.argmax(bad, axis=1)
         div_at = jnp.where(any_bad, jnp.asarray(k_saved, jnp.int32)[first], -1)

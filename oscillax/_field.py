@@ -55,7 +55,10 @@ def _check_matrix(name: str, M, *, check_skew: bool) -> None:
             "Build one with ox.skew(W), ox.random_skew(key, n) or ox.skew_from_frequencies."
         )
     if not jnp.issubdtype(M.dtype, jnp.floating):
-        raise ValueError(f"`{name}` must have a floating dtype; got {M.dtype}.")
+        raise ValueError(
+            f"`{name}` must have a floating dtype; got {M.dtype}. Pass a real matrix "
+            "(float32 or float64)."
+        )
     if _is_concrete(M):
         Mn = np.asarray(M)
         if not np.all(np.isfinite(Mn)):
@@ -139,8 +142,8 @@ class AbstractSkewField(eqx.Module):
 
 def _common_init(self, A, activation, bias, input_matrix, drive, check_skew):
     A = jnp.asarray(A)
-    if not jnp.issubdtype(A.dtype, jnp.floating):
-        A = A.astype(jnp.result_type(float))
+    if jnp.issubdtype(A.dtype, jnp.integer) or jnp.issubdtype(A.dtype, jnp.bool_):
+        A = A.astype(jnp.result_type(float))  # (complex is rejected below, not truncated)
     _check_matrix("A", A, check_skew=check_skew)
     n = A.shape[0]
     if bias is not None:

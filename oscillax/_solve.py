@@ -92,7 +92,8 @@ def _validate(field, x0, dt, steps, t1, save_every, solver):
     if x0.ndim not in (1, 2) or x0.shape[-1] != field.n:
         raise ValueError(
             f"`x0` must have shape ({field.n},) or (B, {field.n}) to match A ({field.n}x"
-            f"{field.n}); got shape {tuple(x0.shape)}. Its last axis is the state."
+            f"{field.n}); got shape {tuple(x0.shape)}. Pass one state of length {field.n} "
+            f"or a batch of B states as (B, {field.n}): the last axis is the state."
         )
     if x0.ndim == 2 and x0.shape[0] == 0:
         raise ValueError("`x0` is an empty batch (0, n); pass at least one initial state.")

@@ -10,7 +10,9 @@ For W2 (n=2) and W512 (n=512), forward Euler, pre-tanh, final state only:
   (`jnp.sum(Y * Y, axis=0)`, where-freeze);
 - `proto-1`: the same per-step test with the squared norm as an unrolled row sum;
 - `proto-k`: `_prototype.run_fixed_blockcheck`, test once every k steps, exact
-  (bit-identical final state and `diverged_at`, see `_prototype.check_equivalence`).
+  (bit-identical final state and `diverged_at`, see `_prototype.check_equivalence`);
+- W512 only: `matmul-chain` (`X <- A @ X`, the matmul alone) and `linear-step`
+  (`X + dt A X`, no tanh), to split the step's cost.
 
 Then the fixed costs of a call: `simulate` with 1 step (steady state), the first call at
 a new batch shape, and the first call at a new step count (same shape).
@@ -71,6 +73,20 @@ def _variants(p, ks):
         "no-test": lambda: no_test(field, X0, dt),
         "sum0-test": lambda: sum0_test(field, X0, dt),
     }
+    if p.n > 32:  # what the matmul alone, and the step without tanh, cost
+        A = jnp.asarray(p.A)
+
+        @jax.jit
+        def matmul_chain(A, X):
+            return jax.lax.scan(lambda X, _: (A @ X, None), X, None, length=steps)[0]
+
+        @jax.jit
+        def linear_step(A, X, dt):
+            return jax.lax.scan(lambda X, _: (X + dt * (A @ X), None), X, None,
+                                length=steps)[0]
+
+        out["matmul-chain"] = lambda: matmul_chain(A, X0)
+        out["linear-step"] = lambda: linear_step(A, X0, dt)
     for k in ks:
         out[f"proto-{k}"] = P.proto_final(p, k).run
     return out

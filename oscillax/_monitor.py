@@ -105,6 +105,7 @@ def integrate_monitored(
     B = X0.shape[1]
     steps = steps.astype(jnp.int32)
     h = h.astype(dtype)
+    h_row = h[None, :]  # (1, B): broadcasts against (n, B) without implicit rank promotion
     use_inv = field.activation.odd and field.has_invariant()
     nrm2_0 = jnp.sum(X0 * X0, axis=0)
     E0 = _growth_measure(field, X0, nrm2_0, use_inv)
@@ -136,7 +137,7 @@ def integrate_monitored(
         k = c["k0"] + j
         X = c["X"]
         active = (k < steps) & c["alive"]
-        Xn = solver.step(field, k.astype(dtype) * h, X, h)
+        Xn = solver.step(field, k.astype(dtype) * h_row, X, h_row)
         nrm2 = jnp.sum(Xn * Xn, axis=0)
         bad = ~(nrm2 <= thr2)
         newly = bad & active

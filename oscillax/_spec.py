@@ -101,13 +101,15 @@ class SweepSpec:
     seeds: int = 1
     spectral_radius: float = 1.0
     steps: int | None = None
-    horizon: float | None = 100.0
+    horizon: float | None = None  # default 100.0 when neither is given
     seed: int = 0
     dtype: str = "float32"
     check_every: int = 8
     thresholds: Thresholds = Thresholds()
 
     def __post_init__(self):
+        if self.steps is None and self.horizon is None:
+            object.__setattr__(self, "horizon", 100.0)
         d = self.to_dict()
         checked = _validate(d)
         for k, v in checked.items():
@@ -144,8 +146,12 @@ class SweepSpec:
         for k, v in th.items():
             if isinstance(v, bool) or not isinstance(v, int | float):
                 _err(f"thresholds.{k}", v, "must be a number")
-        if "steps" in sweep and "horizon" not in sweep:
-            sweep["horizon"] = None
+        if ("steps" in sweep) == ("horizon" in sweep):
+            raise SpecError(
+                "sweep spec needs exactly one of `steps` (fixed step count) or `horizon` "
+                f"(fixed time T) in [sweep]; got steps={sweep.get('steps')!r}, "
+                f"horizon={sweep.get('horizon')!r}."
+            )
         if "dts" in sweep:
             sweep["dts"] = _dts(sweep["dts"])
         return cls(**sweep, thresholds=Thresholds(**th))

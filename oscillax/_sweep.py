@@ -30,11 +30,10 @@ from ._monitor import (
     integrate_monitored,
     reduce_monitors,
 )
-from ._skew import random_skew
 from ._solver import FIXED_SOLVERS
 from ._spec import SweepSpec
 from ._theory import amplification
-from . import _store
+from . import _distributed, _store
 
 AXES = ("form", "activation", "solver", "dt", "dim", "amplitude", "seed")
 MEASURED = (
@@ -92,8 +91,13 @@ def group_chunk_size(steps: np.ndarray, chunk_size: int, pieces: int = 8) -> int
     return max(1, min(chunk_size, -(-steps.size // pieces)))
 
 
-def plan(spec: SweepSpec, chunk_size: int) -> list[Chunk]:
-    """Deterministic chunking: groups by compiled program, then by step count."""
+def plan(spec: SweepSpec, chunk_size: int, multiple: int = 1) -> list[Chunk]:
+    """Deterministic chunking: groups by compiled program, then by step count.
+
+    Which trajectories form a chunk depends only on the spec and `chunk_size` (so a run can
+    be resumed on another machine); `multiple` (the local device count) only rounds each
+    chunk's padded `width` up, so the batch splits evenly over the devices.
+    """
     if chunk_size < 1:
         raise ValueError(f"`chunk_size` must be >= 1; got {chunk_size}.")
     g = grid(spec)
@@ -108,16 +112,23 @@ def plan(spec: SweepSpec, chunk_size: int) -> list[Chunk]:
             size = group_chunk_size(part["steps"].to_numpy(), chunk_size)
             for start in range(0, ids.size, size):
                 chunks.append(Chunk(len(chunks), int(dim), form, act, sol,
-                                    ids[start:start + size], size))
+                                    ids[start:start + size],
+                                    _distributed.round_up(size, multiple)))
     return chunks
 
 
 def _case_arrays(spec: SweepSpec, dim: int, seed: int, dtype):
-    """The random skew matrix and unit initial direction of (dim, seed); deterministic."""
+    """The random skew matrix and unit initial direction of (dim, seed); deterministic.
+
+    Samples are drawn in float32 and rescaled in float64 numpy, so the case does not depend
+    on JAX's x64 mode, the device or the chunking.
+    """
     key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(spec.seed), dim), seed)
     ka, kx = jax.random.split(key)
-    A = np.asarray(random_skew(ka, dim, spec.spectral_radius, dtype=jnp.float64
-                               if jax.config.jax_enable_x64 else jnp.float32), np.float64)
+    W = np.asarray(jax.random.normal(ka, (dim, dim), jnp.float32), np.float64)
+    A = W - W.T
+    if dim > 1:
+        A = A * (spec.spectral_radius / np.linalg.norm(A, 2))
     d = np.asarray(jax.random.normal(kx, (dim,), jnp.float32), np.float64)
     d = d / np.linalg.norm(d)
     return A.astype(dtype), d.astype(dtype)
@@ -163,11 +174,11 @@ def run_chunk(spec: SweepSpec, chunk: Chunk, rows: pd.DataFrame, cases: _CaseCac
 
     form = PreActivation if chunk.form == "pre" else PostActivation
     template = form(np.zeros((n, n), dtype), chunk.activation)
-    Aj, X0j, hj, sj, tj = (jnp.asarray(x) for x in (A, X0, h.astype(dtype), steps.astype(np.int32), thr2))
-    if place is not None:
+    Aj, X0j, hj, sj, tj = (x if place is not None else jnp.asarray(x)
+                           for x in (A, X0, h.astype(dtype), steps.astype(np.int32), thr2))
+    if place is not None:  # batch axis sharded over the devices; a shared A replicated
         X0j, hj, sj, tj = place(X0j, 1), place(hj, 0), place(sj, 0), place(tj, 0)
-        if not shared:
-            Aj = place(Aj, 2)
+        Aj = place(Aj, None if shared else 2)
     field = eqx.tree_at(lambda f: f.A, template, Aj)
     out = integrate_monitored(field, FIXED_SOLVERS[chunk.solver], X0j, hj, sj, tj,
                               check_every=spec.check_every)
@@ -331,8 +342,8 @@ def sweep(
     progress: bool = False,
     figures: bool = True,
     place=None,
-    process_index: int = 0,
-    process_count: int = 1,
+    process_index: int | None = None,
+    process_count: int | None = None,
 ) -> SweepResult:
     """Run a stability sweep and return its `SweepResult`.
 
@@ -344,6 +355,14 @@ def sweep(
     - `resume`: finish the run in `out` (its own spec and chunk size are used).
     - `force`: overwrite an existing run directory.
     - `progress`: show a progress bar; `figures`: draw the atlas figures into `out`.
+    - `place`: how a chunk's arrays go onto devices (`place(array, batch_axis)`); default:
+      the batch axis sharded over all local devices when there are several (widths are
+      padded to a multiple of their count), `False`: JAX's default device.
+    - `process_index`, `process_count`: this process's share of a multi-process run
+      (default: `jax.process_index()` / `jax.process_count()`, i.e. `jax.distributed`).
+      Each process runs the chunks with `index % process_count == process_index` and
+      writes its parts into `out`, which all processes must share; process 0 creates it
+      first and merges once all are done. Results do not depend on either.
 
     ```python
     res = ox.sweep(ox.SweepSpec(activations=("identity", "tanh"), dts=(0.01, 0.1)))
@@ -351,6 +370,11 @@ def sweep(
     ```
     """
     t_start = time.perf_counter()
+    if process_index is None or process_count is None:
+        pi, pc = _distributed.process_info()
+        process_index = pi if process_index is None else process_index
+        process_count = pc if process_count is None else process_count
+    coord = _distributed.Coordination(process_index, process_count)
     spec_text = None
     if isinstance(spec, str | Path):
         spec_text = Path(spec).read_text() if Path(spec).is_file() else None
@@ -368,20 +392,31 @@ def sweep(
             )
         chunk_size = int(info["chunk_size"])
     elif run is not None:
-        if process_index == 0:
+        def prepare():  # process 0 only; the others wait for it (no part before the dir)
             _store.prepare_new(run, force=force)
             _store.write_run_info(run, {
                 "spec_fingerprint": spec.fingerprint(),
                 "chunk_size": int(chunk_size),
                 "n_trajectories": spec.n_trajectories,
             }, spec_text if spec_text is not None else spec.to_toml())
+
+        coord.start(prepare, run, spec.fingerprint())
     if not isinstance(spec, SweepSpec):
         raise ValueError(f"`spec` must be a SweepSpec or a TOML path; got {type(spec).__name__}.")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"`chunk_size` must be an integer >= 1; got {chunk_size!r}.")
 
+    if run is None and process_count > 1:
+        raise ValueError(
+            f"a sweep shared by {process_count} processes needs `out`, a run directory all "
+            "of them can write (each process runs only its share of the chunks)."
+        )
+    if place is None:
+        place = _distributed.default_place()
+    elif place is False:
+        place = None
     rows = grid(spec).set_index("traj_id", drop=False)
-    chunks = plan(spec, chunk_size)
+    chunks = plan(spec, chunk_size, getattr(place, "device_count", 1))
     done = _store.done_chunks(run) if run is not None else set()
     todo = list(iter_chunks(chunks, done, process_index, process_count))
     mine_total = sum(len(c.traj_ids) for c in chunks if c.index % process_count == process_index)
@@ -405,9 +440,13 @@ def sweep(
                         rate=f"{(n_done - mine_done) / max(el, 1e-9):,.0f} traj/s")
     compute_wall = time.perf_counter() - t_compute
     if run is not None:
-        if process_count > 1 and len(_store.done_chunks(run)) < len(chunks):
-            # Another process still runs its share; it (or process 0 later) merges.
-            table = _store.read_parts(run)
+        merge = coord.finish()  # every process has written its parts; process 0 merges
+        if merge and coord.client is not None:
+            _distributed.wait_for_parts(run, set(range(len(chunks))))
+        if not merge or len(_store.done_chunks(run)) < len(chunks):
+            # Not the merging process, or (processes without jax.distributed) another one
+            # may still run its share: `--resume DIR` merges later.
+            table = _store.read_parts(run) if _store.done_chunks(run) else pd.DataFrame()
             return SweepResult(spec, table, run, time.perf_counter() - t_start, {})
         table = _store.read_parts(run)
     else:

@@ -142,7 +142,8 @@ class ImplicitMidpoint(AbstractFixedSolver):
         A = field.A
         n, B = X.shape
         A3 = A[:, :, None] if A.ndim == 2 else A  # (n, n, 1 or B)
-        half_h = 0.5 * h
+        half_h = 0.5 * h  # scalar, or (1, B) for per-trajectory steps
+        half_h3 = half_h if jnp.ndim(half_h) == 0 else jnp.reshape(half_h, (1, 1, -1))
         eye = jnp.eye(n, dtype=X.dtype)[:, :, None]
         iters = 1 if act.is_linear else self.newton_iters
         Z = X + half_h * f(X)
@@ -164,7 +165,7 @@ class ImplicitMidpoint(AbstractFixedSolver):
             else:
                 D = act.derivative(Z)
                 J = A3 * D[None, :, :]  # J_ij = A_ij d_j
-            M = eye - half_h * J
+            M = eye - half_h3 * J
             if n <= SMALL_N // 2:
                 dZ = _solve_small(jnp.broadcast_to(M, (n, n, B)), G)
             else:

@@ -179,6 +179,10 @@ class Result:
     traj_steps: int | None = None
     traj_steps_per_s: float | None = None
     ratio_to_oscillax: float | None = None
+    # Per second of process CPU time (all threads): steadier than wall time on a loaded
+    # machine for single-threaded work; understates multi-threaded work (W512 matmuls).
+    traj_steps_per_cpu_s: float | None = None
+    ratio_to_oscillax_cpu: float | None = None
     peak_mem_bytes: int | None = None
     mem_method: str = "peak RSS above baseline during one steady call (sampled)"
     max_abs_diff_vs_oscillax: float | None = None
@@ -238,6 +242,8 @@ def measure(impl: Impl, problem, *, traj_steps: int, repeats: int, measure_memor
             else prepared.traj_steps if prepared.traj_steps is not None else traj_steps
         )
         res.traj_steps_per_s = res.traj_steps / res.run_s
+        if res.cpu_s and res.cpu_s > 0:
+            res.traj_steps_per_cpu_s = res.traj_steps / res.cpu_s
         res.value = prepared.to_numpy(out) if prepared.to_numpy else _to_numpy(out)
         res.subset = prepared.subset
     except Exception as e:  # a failing implementation is a row, not a crashed suite
@@ -263,6 +269,8 @@ def cross_check(results: list[Result], compare: dict[str, bool]) -> None:
             continue
         if base is not None:
             r.ratio_to_oscillax = r.traj_steps_per_s / base.traj_steps_per_s
+            if r.traj_steps_per_cpu_s and base.traj_steps_per_cpu_s:
+                r.ratio_to_oscillax_cpu = r.traj_steps_per_cpu_s / base.traj_steps_per_cpu_s
             if compare.get(r.impl, True) and r.value is not None and base.value is not None:
                 ref = base.value if r.subset is None else base.value[r.subset]
                 if ref.shape == r.value.shape:

@@ -131,52 +131,59 @@ class W2(Workload):
         return _forward_impls(sweep=True)
 
 
-def matmul_flops_per_s(m: int, repeats: int = 20) -> dict:
-    """Best-of FLOP/s of a jitted square float32 `(m, m) @ (m, m)` jnp matmul."""
+def _flop_references(p: I.Problem, rounds: int) -> dict:
+    """oscillax's W512 call and two matmul references, timed in alternating rounds (best of
+    each), so that load from other processes hits all three alike.
+
+    - `matmul`: a jitted square float32 `(n, n) @ (n, n)` jnp matmul, called repeatedly
+      (as many FLOPs per timing as the oscillax call);
+    - `matmul_chain`: `steps` chained `X <- A @ X` in one `lax.scan`, the step's own matmul
+      shape with nothing else (A is skew with spectral radius 1, so X stays bounded).
+    """
     import jax
     import jax.numpy as jnp
 
+    n, B, steps = p.n, p.batch, p.steps
     k1, k2 = jax.random.split(jax.random.key(0))
-    a = jax.random.normal(k1, (m, m), jnp.float32)
-    b = jax.random.normal(k2, (m, m), jnp.float32)
-    f = jax.jit(jnp.matmul)
-    f(a, b).block_until_ready()
-    # Enough calls per timing that dispatch overhead does not count.
-    inner = max(1, int(2e9 // (2 * m**3)))
-    best = float("inf")
-    for _ in range(max(3, repeats // 4)):
-        t0 = time.perf_counter()
+    a = jax.random.normal(k1, (n, n), jnp.float32)
+    b = jax.random.normal(k2, (n, n), jnp.float32)
+    mm = jax.jit(jnp.matmul)
+    # As many FLOPs per timing as oscillax's call: under intermittent load a short timing
+    # catches quiet moments more often, which would bias the best-of towards the matmul.
+    inner = max(1, round(W512.flops_per_step(n, B) * steps / (2 * n**3)))
+
+    def square():
         for _ in range(inner):
-            out = f(a, b)
-        out.block_until_ready()
-        best = min(best, (time.perf_counter() - t0) / inner)
-    return {"size": m, "seconds": best, "flops_per_s": 2 * m**3 / best}
+            out = mm(a, b)
+        return out
 
-
-def matmul_chain_flops_per_s(A: np.ndarray, X0: np.ndarray, steps: int,
-                             repeats: int = 5) -> dict:
-    """Best-of FLOP/s of `steps` chained `X <- A @ X` in one `lax.scan`: the same matmul
-    shape as one Euler step, with nothing else. (A is skew with spectral radius 1, so X
-    stays bounded.)"""
-    import jax
-    import jax.numpy as jnp
-
-    A, X0 = jnp.asarray(A), jnp.asarray(X0)
+    A, X0 = jnp.asarray(p.A), jnp.asarray(np.ascontiguousarray(p.x0.T))
 
     @jax.jit
     def chain(A, X):
         return jax.lax.scan(lambda X, _: (A @ X, None), X, None, length=steps)[0]
 
-    chain(A, X0).block_until_ready()
-    best = best_cpu = float("inf")
-    for _ in range(repeats):
-        c0, t0 = time.process_time(), time.perf_counter()
-        chain(A, X0).block_until_ready()
-        best = min(best, time.perf_counter() - t0)
-        best_cpu = min(best_cpu, time.process_time() - c0)
-    n, B = X0.shape
-    return {"shape": f"({n}x{n}) @ ({n}x{B}), {steps} in a scan", "seconds": best,
-            "cpu_seconds": best_cpu, "flops_per_s": 2 * n * n * B * steps / best}
+    cands = {"oscillax": I.oscillax_final(p).run, "matmul": square,
+             "matmul_chain": lambda: chain(A, X0)}
+    flops = {"oscillax": W512.flops_per_step(n, B) * steps, "matmul": 2 * n**3 * inner,
+             "matmul_chain": 2 * n * n * B * steps}
+    for f in cands.values():
+        jax.block_until_ready(f())
+    wall = {k: float("inf") for k in cands}
+    cpu = {k: float("inf") for k in cands}
+    for _ in range(rounds):
+        for k, f in cands.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            jax.block_until_ready(f())
+            wall[k] = min(wall[k], time.perf_counter() - t0)
+            cpu[k] = min(cpu[k], time.process_time() - c0)
+    return {
+        k: {"seconds": wall[k], "cpu_seconds": cpu[k], "flops_per_s": flops[k] / wall[k],
+            "flops_per_cpu_s": flops[k] / cpu[k]}
+        for k in cands
+    } | {"matmul_shape": f"({n}x{n}) @ ({n}x{n}), {inner} calls",
+         "matmul_chain_shape": f"({n}x{n}) @ ({n}x{B}), {steps} in a scan",
+         "rounds": rounds}
 
 
 class W512(Workload):
@@ -208,27 +215,24 @@ class W512(Workload):
         for r in results:
             if r.status == OK:
                 r.extra["flops_per_s"] = r.traj_steps_per_s * per_traj_step
-        mm = matmul_flops_per_s(n)
-        chain = matmul_chain_flops_per_s(p.A, p.x0.T.copy(), p.steps, repeats=self.repeats)
-        ox = next((r for r in results if r.impl == "oscillax" and r.status == OK), None)
+        refs = _flop_references(p, rounds=max(3, self.repeats))
         out = {
             "flop_count": "2*n^2*B per step (matvec) + 3*n*B (tanh, scale, add)",
             "flops_per_traj_step": per_traj_step,
-            "matmul_reference": mm,
-            "matmul_chain_reference": chain,
             "flops_per_s": {
                 r.impl: r.traj_steps_per_s * per_traj_step for r in results if r.status == OK
             },
+            "paired": refs,
+            "target_fraction": 0.85,
         }
-        if ox is not None:
-            ox_flops = ox.traj_steps_per_s * per_traj_step
-            out["oscillax_flops_per_s"] = ox_flops
-            out["oscillax_fraction_of_matmul"] = ox_flops / mm["flops_per_s"]
-            out["target_fraction"] = 0.85
-            out["oscillax_fraction_of_matmul_chain"] = ox_flops / chain["flops_per_s"]
-            # The same ratio in process CPU time: steadier when other processes load the
-            # machine (both are mostly the same multi-threaded matmuls).
-            out["oscillax_cpu_fraction_of_matmul_chain"] = chain["cpu_seconds"] / ox.cpu_s
+        ox, mm, ch = refs["oscillax"], refs["matmul"], refs["matmul_chain"]
+        out["oscillax_fraction_of_matmul"] = ox["flops_per_s"] / mm["flops_per_s"]
+        out["oscillax_fraction_of_matmul_chain"] = ox["flops_per_s"] / ch["flops_per_s"]
+        # In process CPU time: steadier when other processes load the machine.
+        out["oscillax_cpu_fraction_of_matmul"] = ox["flops_per_cpu_s"] / mm["flops_per_cpu_s"]
+        out["oscillax_cpu_fraction_of_matmul_chain"] = (
+            ox["flops_per_cpu_s"] / ch["flops_per_cpu_s"]
+        )
         return out
 
 

@@ -91,13 +91,8 @@ def group_chunk_size(steps: np.ndarray, chunk_size: int, pieces: int = 8) -> int
     return max(1, min(chunk_size, -(-steps.size // pieces)))
 
 
-def plan(spec: SweepSpec, chunk_size: int, multiple: int = 1) -> list[Chunk]:
-    """Deterministic chunking: groups by compiled program, then by step count.
-
-    Which trajectories form a chunk depends only on the spec and `chunk_size` (so a run can
-    be resumed on another machine); `multiple` (the local device count) only rounds each
-    chunk's padded `width` up, so the batch splits evenly over the devices.
-    """
+def plan(spec: SweepSpec, chunk_size: int) -> list[Chunk]:
+    """Deterministic chunking: groups by compiled program, then by step count."""
     if chunk_size < 1:
         raise ValueError(f"`chunk_size` must be >= 1; got {chunk_size}.")
     g = grid(spec)
@@ -112,8 +107,7 @@ def plan(spec: SweepSpec, chunk_size: int, multiple: int = 1) -> list[Chunk]:
             size = group_chunk_size(part["steps"].to_numpy(), chunk_size)
             for start in range(0, ids.size, size):
                 chunks.append(Chunk(len(chunks), int(dim), form, act, sol,
-                                    ids[start:start + size],
-                                    _distributed.round_up(size, multiple)))
+                                    ids[start:start + size], size))
     return chunks
 
 
@@ -145,9 +139,8 @@ class _CaseCache:
         return self._c[k]
 
 
-def run_chunk(spec: SweepSpec, chunk: Chunk, rows: pd.DataFrame, cases: _CaseCache,
-              place=None) -> pd.DataFrame:
-    """Integrate one chunk (padded to its width) and return its measured rows."""
+def _chunk_inputs(spec: SweepSpec, chunk: Chunk, rows: pd.DataFrame, cases: _CaseCache):
+    """One chunk's rows and its inputs padded to its width: (sel, A, X0, h, steps, thr2)."""
     dtype = np.dtype(spec.dtype)
     m = len(chunk.traj_ids)
     pad = chunk.width - m
@@ -171,19 +164,60 @@ def run_chunk(spec: SweepSpec, chunk: Chunk, rows: pd.DataFrame, cases: _CaseCac
     norm0 = np.linalg.norm(X0.astype(np.float64), axis=0)
     thr = spec.thresholds.divergence_threshold * np.maximum(norm0, 1.0)
     thr2 = np.minimum(thr * thr, np.finfo(dtype).max).astype(dtype)
+    return sel, A, X0, h.astype(dtype), steps.astype(np.int32), thr2
 
-    form = PreActivation if chunk.form == "pre" else PostActivation
-    template = form(np.zeros((n, n), dtype), chunk.activation)
-    Aj, X0j, hj, sj, tj = (x if place is not None else jnp.asarray(x)
-                           for x in (A, X0, h.astype(dtype), steps.astype(np.int32), thr2))
+
+def run_chunks(spec: SweepSpec, chunks: list[Chunk], rows: pd.DataFrame, cases: _CaseCache,
+               place=None, slots: int = 1) -> list[pd.DataFrame]:
+    """Integrate chunks of one compiled group in one call; return each chunk's rows.
+
+    The chunks (same program and width; the same seed where A is shared) are laid side by
+    side on the batch axis, padded to `slots` chunks with 0-step fillers, and `place` shards
+    that axis over `slots` devices: each device integrates exactly one chunk, with the shapes
+    a single device would use, so the numbers never depend on the device count (XLA's code
+    for a batch, e.g. whether it fuses a multiply-add, can depend on the batch's width).
+    """
+    c0 = chunks[0]
+    shared = c0.dim > SMALL_N
+    ins = [_chunk_inputs(spec, c, rows, cases) for c in chunks]
+    if any(c.width != c0.width for c in chunks):
+        raise ValueError("run_chunks needs chunks of one width.")
+    _, A, _, h0, s0, _ = ins[0]
+    filler = (None, A, ins[0][2], h0, np.zeros_like(s0), ins[0][5])
+    ins += [filler] * (max(slots, len(chunks)) - len(chunks))
+    A = A if shared else np.concatenate([x[1] for x in ins], axis=2)
+    X0, h, steps, thr2 = (np.concatenate([x[i] for x in ins], axis=-1) for i in (2, 3, 4, 5))
+
+    form = PreActivation if c0.form == "pre" else PostActivation
+    dtype = np.dtype(spec.dtype)
+    template = form(np.zeros((c0.dim, c0.dim), dtype), c0.activation)
     if place is not None:  # batch axis sharded over the devices; a shared A replicated
-        X0j, hj, sj, tj = place(X0j, 1), place(hj, 0), place(sj, 0), place(tj, 0)
-        Aj = place(Aj, None if shared else 2)
+        X0j, hj, sj, tj = place(X0, 1), place(h, 0), place(steps, 0), place(thr2, 0)
+        Aj = place(A, None if shared else 2)
+    else:
+        Aj, X0j, hj, sj, tj = (jnp.asarray(x) for x in (A, X0, h, steps, thr2))
     field = eqx.tree_at(lambda f: f.A, template, Aj)
-    out = integrate_monitored(field, FIXED_SOLVERS[chunk.solver], X0j, hj, sj, tj,
+    out = integrate_monitored(field, FIXED_SOLVERS[c0.solver], X0j, hj, sj, tj,
                               check_every=spec.check_every)
-    out = {k: np.asarray(v)[..., :m] for k, v in jax.device_get(out).items()}
-    meas = reduce_monitors(out, h[:m], steps[:m], template.activation.odd)
+    out = {k: np.asarray(v) for k, v in jax.device_get(out).items()}
+    frames = []
+    for i, (chunk, (sel, *_)) in enumerate(zip(chunks, ins)):
+        lo, m = i * c0.width, len(chunk.traj_ids)
+        part = {k: v[..., lo:lo + m] for k, v in out.items()}
+        frames.append(_chunk_rows(spec, chunk, sel, part, template.activation.odd))
+    return frames
+
+
+def run_chunk(spec: SweepSpec, chunk: Chunk, rows: pd.DataFrame, cases: _CaseCache,
+              place=None) -> pd.DataFrame:
+    """Integrate one chunk (padded to its width) and return its measured rows."""
+    return run_chunks(spec, [chunk], rows, cases, place,
+                      getattr(place, "device_count", 1))[0]
+
+
+def _chunk_rows(spec: SweepSpec, chunk: Chunk, sel: pd.DataFrame, out: dict,
+                odd: bool) -> pd.DataFrame:
+    meas = reduce_monitors(out, sel["dt"].to_numpy(), sel["steps"].to_numpy(), odd)
     status = classify(meas, spec.thresholds)
     df = sel.reset_index(drop=True).copy()
     for k, v in meas.items():
@@ -332,6 +366,23 @@ def iter_chunks(chunks: list[Chunk], skip: set[int], process_index: int = 0,
             yield c
 
 
+def side_by_side(todo: list[Chunk], rows: pd.DataFrame, slots: int) -> Iterator[list[Chunk]]:
+    """Consecutive chunks that one call can run side by side (one per device): same
+    compiled program and width, and the same seed where A is shared (n > SMALL_N)."""
+    def key(c):
+        seed = int(rows.at[c.traj_ids[0], "seed"]) if c.dim > SMALL_N else None
+        return (c.dim, c.form, c.activation, c.solver, c.width, seed)
+
+    batch: list[Chunk] = []
+    for c in todo:
+        if batch and (len(batch) == slots or key(c) != key(batch[0])):
+            yield batch
+            batch = []
+        batch.append(c)
+    if batch:
+        yield batch
+
+
 def sweep(
     spec: SweepSpec | str | Path,
     out: str | Path | None = None,
@@ -355,9 +406,10 @@ def sweep(
     - `resume`: finish the run in `out` (its own spec and chunk size are used).
     - `force`: overwrite an existing run directory.
     - `progress`: show a progress bar; `figures`: draw the atlas figures into `out`.
-    - `place`: how a chunk's arrays go onto devices (`place(array, batch_axis)`); default:
-      the batch axis sharded over all local devices when there are several (widths are
-      padded to a multiple of their count), `False`: JAX's default device.
+    - `place`: how a call's arrays go onto devices (`place(array, batch_axis)`, with a
+      `device_count`); default: with several local devices, a `NamedSharding` of the batch
+      axis over a mesh of all of them, each device running one chunk of the call (so
+      results are bit-identical whatever the device count); `False`: JAX's default device.
     - `process_index`, `process_count`: this process's share of a multi-process run
       (default: `jax.process_index()` / `jax.process_count()`, i.e. `jax.distributed`).
       Each process runs the chunks with `index % process_count == process_index` and
@@ -416,7 +468,8 @@ def sweep(
     elif place is False:
         place = None
     rows = grid(spec).set_index("traj_id", drop=False)
-    chunks = plan(spec, chunk_size, getattr(place, "device_count", 1))
+    chunks = plan(spec, chunk_size)
+    slots = getattr(place, "device_count", 1) if place is not None else 1
     done = _store.done_chunks(run) if run is not None else set()
     todo = list(iter_chunks(chunks, done, process_index, process_count))
     mine_total = sum(len(c.traj_ids) for c in chunks if c.index % process_count == process_index)
@@ -428,13 +481,13 @@ def sweep(
     t_compute = time.perf_counter()
     n_done = mine_done
     with prog:
-        for c in todo:
-            df = run_chunk(spec, c, rows, cases, place)
-            if run is not None:
-                _store.write_part(run, c.index, df)
-            else:
-                frames.append(df)
-            n_done += len(c.traj_ids)
+        for batch in side_by_side(todo, rows, slots):  # one chunk per local device
+            for c, df in zip(batch, run_chunks(spec, batch, rows, cases, place, slots)):
+                if run is not None:
+                    _store.write_part(run, c.index, df)
+                else:
+                    frames.append(df)
+                n_done += len(c.traj_ids)
             el = time.perf_counter() - t_compute
             prog.update(task, completed=n_done,
                         rate=f"{(n_done - mine_done) / max(el, 1e-9):,.0f} traj/s")

@@ -223,6 +223,58 @@ def bench(
 
 
 # --- devices command (owner: scale-out) ---
+@app.command()
+def devices(
+    coordinator: str = typer.Option(None, "--coordinator", envvar="OSCILLAX_COORDINATOR",
+                                    help="HOST:PORT of process 0 (join a multi-host run)."),
+    num_processes: int = typer.Option(None, "--num-processes", envvar="OSCILLAX_NUM_PROCESSES",
+                                      help="Number of processes of a multi-host run."),
+    process_id: int = typer.Option(None, "--process-id", envvar="OSCILLAX_PROCESS_ID",
+                                   help="This process's index in a multi-host run."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Print what JAX sees: backend, devices, process index and count, and how a sweep
+    would shard its batch here."""
+    import json
+
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from . import _distributed
+
+    try:
+        _distributed.setup(coordinator, num_processes, process_id)
+    except ValueError as e:
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(str(e))}",
+                                   highlight=False)
+        raise typer.Exit(2) from None
+    info = _distributed.describe()
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    console = Console()
+    n = info["local_device_count"]
+    console.print(
+        f"backend [bold]{info['backend']}[/bold]   process {info['process_index']} of "
+        f"{info['process_count']}   devices: {n} local, {info['device_count']} in all   "
+        f"jax {info['jax']}", highlight=False)
+    table = Table(title="local devices")
+    for col in ("id", "platform", "kind", "device"):
+        table.add_column(col)
+    for d in info["local_devices"]:
+        table.add_row(str(d["id"]), d["platform"], d["kind"], escape(d["repr"]))
+    console.print(table)
+    if n > 1:
+        console.print(f"sweeps shard each chunk's batch over these {n} devices "
+                      f"(chunk widths padded to multiples of {n}).", highlight=False)
+    elif info["backend"] == "cpu":
+        console.print("one CPU device: set XLA_FLAGS=--xla_force_host_platform_device_count="
+                      "<cores> before starting to shard sweeps over the cores.", highlight=False)
+    if info["xla_flags"]:
+        console.print(f"XLA_FLAGS={escape(info['xla_flags'])}", highlight=False)
+
+
 # --- end devices command ---
 
 

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._field import AbstractSkewField
+from ._field import AbstractSkewField, sqnorm
 from ._solver import AbstractFixedSolver
 
 
@@ -138,7 +138,7 @@ def integrate_monitored(
         X = c["X"]
         active = (k < steps) & c["alive"]
         Xn = solver.step(field, k.astype(dtype) * h_row, X, h_row)
-        nrm2 = jnp.sum(Xn * Xn, axis=0)
+        nrm2 = sqnorm(Xn)
         bad = ~(nrm2 <= thr2)
         newly = bad & active
         upd = active & ~bad

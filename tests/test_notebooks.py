@@ -35,7 +35,9 @@ def _ensure_kernelspec() -> None:
 
 
 def test_notebooks_exist():
-    assert NOTEBOOKS, f"no example notebooks in {NOTEBOOK_DIR}"
+    names = {p.name for p in NOTEBOOKS}
+    for want in ("01_limit_cycles_2d", "02_forward_euler", "03_high_dimension", "04_fitting"):
+        assert f"{want}.ipynb" in names, f"missing notebooks/{want}.ipynb"
 
 
 @pytest.mark.slow

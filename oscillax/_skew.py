@@ -33,8 +33,8 @@ def skew(W: ArrayLike) -> Float[Array, "n n"]:
 def skew_from_frequencies(omegas: ArrayLike, *, zero_block: bool = False) -> Float[Array, "n n"]:
     """Block-diagonal skew matrix whose eigen-pairs are $\\pm i\\omega_k$.
 
-    Block $k$ is $\\begin{pmatrix}0 & -\\omega_k\\\\ \\omega_k & 0\\end{pmatrix}$, the generator of a
-    rotation at angular frequency $\\omega_k$.
+    Block $k$ is $\\begin{pmatrix}0 & -\\omega_k\\\\ \\omega_k & 0\\end{pmatrix}$, the
+    generator of a rotation at angular frequency $\\omega_k$.
 
     **Arguments:**
     - `omegas`: `(m,)` angular frequencies.

@@ -155,9 +155,10 @@ def test_user_antiderivative_float32():
 def test_user_function_in_a_field_conserves_invariant():
     A = ox.skew_from_frequencies([1.0, 0.5])
     field = ox.PostActivation(A, jnp.arctan)
-    tr = ox.simulate(field, jnp.array([1.0, -0.5, 0.3, 2.0]), dt=0.1, t1=5.0, solver="dopri8",
-                     rtol=1e-12, atol=1e-13)
-    assert float(jnp.max(tr.invariant_drift())) < 1e-9
+    tr = ox.simulate(field, jnp.array([1.0, -0.5, 0.3, 2.0]), dt=0.01, steps=500,
+                     solver="rk4", save_every=50)
+    # rk4's own drift is ~h^4 = 1e-8; a wrong quadrature antiderivative drifts far more
+    assert float(jnp.max(tr.invariant_drift())) < 1e-7
 
 
 def test_user_function_non_finite_is_rejected():

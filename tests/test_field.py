@@ -75,7 +75,7 @@ def _dV_dt(field, xs):
 
 @pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("activation", ox.ACTIVATIONS)
-@pytest.mark.parametrize("n", [2, 5, 12])
+@pytest.mark.parametrize("n", [3, 12])
 def test_invariant_is_exact(getkey, form, activation, n):
     # THEORY: for any sigma, b = 0, gamma = 0, dV/dt = grad V . f = 0 identically.
     A = ox.random_skew(getkey(), n, spectral_radius=1.5)
@@ -301,7 +301,8 @@ def test_traced_gamma(getkey):
 def test_check_skew_false_accepts_any_matrix():
     M = jnp.array([[0.0, 1.0], [1.0, 0.0]])
     field = ox.PostActivation(M, "tanh", check_skew=False)
-    np.testing.assert_allclose(field(0.0, jnp.array([1.0, 0.0])), M @ jnp.tanh(jnp.array([1.0, 0.0])))
+    x = jnp.array([1.0, 0.0])
+    np.testing.assert_allclose(field(0.0, x), M @ jnp.tanh(x))
 
 
 def test_integer_A_becomes_float():

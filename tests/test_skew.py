@@ -81,9 +81,9 @@ def test_skew_from_frequencies_rejects_bad_shape(bad):
         ox.skew_from_frequencies(jnp.asarray(bad))
 
 
-@pytest.mark.parametrize("dtype", [None, jnp.float32, jnp.float64])
+@pytest.mark.parametrize("dtype", [None, jnp.float32])
 @pytest.mark.parametrize("n", [2, 3, 8, 33])
-@pytest.mark.parametrize("radius", [0.5, 1.0, 10.0])
+@pytest.mark.parametrize("radius", [0.5, 10.0])
 def test_random_skew_radius(getkey, n, radius, dtype):
     A = ox.random_skew(getkey(), n, spectral_radius=radius, dtype=dtype)
     assert A.shape == (n, n)

@@ -652,6 +652,8 @@ class FitResult:
 
     def _measured_from(self, t, y, max_peaks=None, rel_power=1e-3) -> np.ndarray:
         m = max_peaks if max_peaks is not None else max(self.model.n // 2, 1)
+        if not np.all(np.isfinite(y)):
+            return np.zeros(0)  # a diverged network has no frequencies to measure
         peaks, _ = spectral_peaks(t, y, max_peaks=m, rel_power=rel_power)
         return np.sort(peaks)
 
@@ -911,7 +913,7 @@ def fit(
     adjoint=None,
     iterations: int = 300,
     restarts: int = 4,
-    learning_rate: float = 3e-3,
+    learning_rate: float = 1e-3,
     optimizer: optax.GradientTransformation | None = None,
     spectral_weight: float = 0.1,
     val_fraction: float = 0.2,
@@ -1338,7 +1340,7 @@ def fit_csv(
         report = result.report()
         report["data"] = {"path": str(data), "time_col": time_col, "value_cols": names,
                           "samples": int(t.shape[0])}
-        report["outputs"] = [MODEL_FILE, SETTINGS_FILE, "report.json", "loss.png", "fit.png"]
+        report["files"] = [MODEL_FILE, SETTINGS_FILE, "report.json", "loss.png", "fit.png"]
         report["wall_time_s"] = time.perf_counter() - t_start
         (tmp / "report.json").write_text(json.dumps(_jsonable(report), indent=1))
         if out.exists():

@@ -178,7 +178,7 @@ def fit_command(
             f"{100 * m['val_rel_amp']:.2f} % of the amplitude; training RMSE "
             f"{m['train_rmse']:.4g}"
         )
-    console.print(f"wrote {escape(str(out_dir))}/ ({', '.join(rep['outputs'])}) in "
+    console.print(f"wrote {escape(str(out_dir))}/ ({', '.join(rep['files'])}) in "
                   f"{rep['wall_time_s']:.1f} s")
 # --- end fit command ---
 

@@ -231,10 +231,11 @@ def reduce_monitors(out: dict, h, steps, use_invariant: bool) -> dict[str, np.nd
     with np.errstate(divide="ignore", invalid="ignore"):
         # A member stopped at the threshold: its rate is the mean one up to that step,
         # from the growth of |x|^2 (the frozen state says nothing about later times).
+        # The frozen state is x_{d-1}, the last one below the threshold (d = diverged_at).
         mean_rate = np.log(
-            np.asarray(out["max_norm"], np.float64) ** 2
+            np.asarray(out["norm_final"], np.float64) ** 2
             / np.asarray(out["norm0"], np.float64) ** 2
-        ) / (np.maximum(div_at, 1) * h64)
+        ) / (np.maximum(div_at - 1, 1) * h64)
     rate_late = np.where(div_at >= 0, mean_rate, rate_late)
     with np.errstate(divide="ignore", invalid="ignore"):
         secular = np.where((na > 0) & (nb > 0), gb / nb - ga / na, np.nan)
@@ -261,7 +262,9 @@ def reduce_monitors(out: dict, h, steps, use_invariant: bool) -> dict[str, np.nd
         log_growth = np.log(np.abs(Ef) / np.abs(E0))
     return dict(
         diverged_at=np.asarray(out["diverged_at"], np.int64),
-        max_norm=np.asarray(out["max_norm"], np.float64),
+        # sampled every `check_every` steps and at the end
+        max_norm=np.maximum(np.asarray(out["max_norm"], np.float64),
+                            np.asarray(out["norm_final"], np.float64)),
         norm_ratio=norm_ratio,
         invariant_initial=np.asarray(out["inv0"], np.float64),
         invariant_final=np.asarray(out["inv_final"], np.float64),

@@ -467,6 +467,13 @@ def sweep(
         place = _distributed.default_place()
     elif place is False:
         place = None
+    if spec.dtype == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError(
+            "the spec asks for dtype = 'float64' but JAX's 64-bit mode is off, so it would "
+            "silently run in float32; set JAX_ENABLE_X64=1 (or call "
+            "jax.config.update('jax_enable_x64', True) before any JAX work), or use "
+            "dtype = 'float32'."
+        )
     rows = grid(spec).set_index("traj_id", drop=False)
     chunks = plan(spec, chunk_size)
     slots = getattr(place, "device_count", 1) if place is not None else 1

@@ -376,3 +376,24 @@ def test_cli_atlas_end_to_end(tmp_path):
     r = cli("atlas", bad, "--out", tmp_path / "bad")
     assert r.returncode == 2 and "`seeds` must be an integer >= 1" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_rate_of_threshold_diverged_members_matches_theory():
+    """Linear Euler stopped at the threshold: mean growth rate = 2 log|R| / h exactly."""
+    spec = ox.SweepSpec(forms=("pre",), activations=("identity",), solvers=("euler",),
+                        dts=(1.0, 4.0), dims=(2,), spectral_radius=1.0, horizon=50.0,
+                        dtype="float64")
+    df = ox.sweep(spec).to_dataframe()
+    assert (df.diverged_at > 0).all()
+    assert np.allclose(df.growth_rate, df.theory_rate, rtol=1e-9)
+
+
+def test_float64_spec_needs_x64():
+    code = ("import oscillax as ox\n"
+            "try:\n"
+            "    ox.sweep(ox.SweepSpec(dtype='float64', steps=10))\n"
+            "except ValueError as e:\n"
+            "    print(e)\n")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert "JAX_ENABLE_X64" in r.stdout, r.stdout + r.stderr

@@ -239,7 +239,9 @@ class Coordination:
             if self.index != 0:
                 msg = self.client.blocking_key_value_get(f"{self.key}/start", 60_000)
                 if msg != "ok":
-                    raise RuntimeError(f"process 0 could not prepare the run directory: {msg}")
+                    from ._store import RunDirError
+
+                    raise RunDirError(f"process 0 could not prepare the run directory: {msg}")
         elif self.index == 0:
             prepare()
         else:
@@ -252,7 +254,14 @@ class Coordination:
             return True
         if self.client is None:
             return self.index == 0
-        self.client.wait_at_barrier(f"{self.key}/finish", int(FINISH_TIMEOUT_S * 1000))
+        try:
+            self.client.wait_at_barrier(f"{self.key}/finish", int(FINISH_TIMEOUT_S * 1000))
+        except Exception as e:  # a timeout; a dead process aborts this one (JAX's heartbeat)
+            raise TimeoutError(
+                f"process {self.index}: not every process finished its share within "
+                f"{FINISH_TIMEOUT_S:.0f} s (OSCILLAX_FINISH_TIMEOUT) ({e}); this process's "
+                "parts are saved: finish and merge with `oscillax atlas --resume DIR`."
+            ) from None
         return self.index == 0
 
 
@@ -283,7 +292,7 @@ def _check_shared(run: Path, index: int) -> None:
     from . import _store
 
     if not (run / _store.RUN_FILE).is_file():
-        raise RuntimeError(
+        raise _store.RunDirError(
             f"process {index} does not see {str(run / _store.RUN_FILE)!r} that process 0 "
             "wrote: a multi-host run directory must be on a filesystem shared by all hosts."
         )
@@ -300,7 +309,7 @@ def wait_for_parts(run: Path, expected: set[int]) -> None:
             return
         if time.monotonic() - t0 > VISIBILITY_TIMEOUT_S:
             some = ", ".join(str(i) for i in sorted(missing)[:8])
-            raise RuntimeError(
+            raise _store.RunDirError(
                 f"{len(missing)} chunk part(s) (e.g. {some}) are missing in {str(run)!r} after "
                 "every process finished: is the run directory on a filesystem shared by all "
                 "hosts? Finish with `oscillax atlas --resume DIR`."

@@ -7,7 +7,7 @@
 # Usage (from anywhere in a source checkout):
 #     benchmarks/gpu_check.sh [--install]
 # Environment: PYTHON (default .venv/bin/python, else python3), OUT (output folder,
-# default gpu_check/<time>), BENCH_TIMEOUT / ATLAS_TIMEOUT (seconds per step),
+# default runs/gpu-check-<time>), BENCH_TIMEOUT / ATLAS_TIMEOUT (seconds per step),
 # ALLOW_CPU=1 (run the steps even when JAX sees no GPU: for testing this script).
 set -euo pipefail
 
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 if [[ -n "${PYTHON:-}" ]]; then PY=$PYTHON
 elif [[ -x .venv/bin/python ]]; then PY=.venv/bin/python
 else PY=python3; fi
-OUT=${OUT:-gpu_check/$(date +%Y%m%d-%H%M%S)}
+OUT=${OUT:-runs/gpu-check-$(date +%Y%m%d-%H%M%S)}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-150}
 ATLAS_TIMEOUT=${ATLAS_TIMEOUT:-120}
 mkdir -p "$OUT"

@@ -254,11 +254,14 @@ def reduce_monitors(out: dict, h, steps, use_invariant: bool) -> dict[str, np.nd
                 np.asarray(out["norm_final"], np.float64) / np.asarray(out["norm0"], np.float64)
                 - 1
             )
-        norm_ratio = np.asarray(out["norm_final"], np.float64) / np.asarray(out["norm0"], np.float64)
+        norm0 = np.asarray(out["norm0"], np.float64)
+        norm_ratio = np.asarray(out["norm_final"], np.float64) / norm0
         s0 = np.asarray(out["speed0"], np.float64)
         sf = np.asarray(out["speed_final"], np.float64)
         # A start on a fixed point (speed 0) that stays there has ratio 0, not NaN.
-        speed_ratio = np.where(s0 > 0, sf / np.where(s0 > 0, s0, 1.0), np.where(sf > 0, np.inf, 0.0))
+        speed_ratio = np.where(
+            s0 > 0, sf / np.where(s0 > 0, s0, 1.0), np.where(sf > 0, np.inf, 0.0)
+        )
         log_growth = np.log(np.abs(Ef) / np.abs(E0))
     return dict(
         diverged_at=np.asarray(out["diverged_at"], np.int64),

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from . import _distributed, _store
 from ._field import SMALL_N, PostActivation, PreActivation
 from ._monitor import (
     STATUS_NAMES,
@@ -33,7 +34,6 @@ from ._monitor import (
 from ._solver import FIXED_SOLVERS
 from ._spec import SweepSpec
 from ._theory import amplification
-from . import _distributed, _store
 
 AXES = ("form", "activation", "solver", "dt", "dim", "amplitude", "seed")
 MEASURED = (
@@ -346,7 +346,11 @@ def summarize(spec: SweepSpec, table: pd.DataFrame, wall: float, compute_wall: f
 
 def _progress(enabled: bool, total: int, done: int):
     from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
         TimeRemainingColumn,
     )
 

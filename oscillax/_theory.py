@@ -3,7 +3,8 @@
 A one-step method maps each eigen-pair by $R(i h\\omega)$, its stability function, so the
 norm of that pair is multiplied by $|R(ih\\omega)|$ per step:
 euler $\\sqrt{1 + h^2\\omega^2}$ (> 1 for every h), heun/midpoint
-$\\sqrt{1 + (h\\omega)^4/4}$, rk4 $\\le 1$ iff $|h\\omega| \\le 2\\sqrt 2$, implicit midpoint exactly 1.
+$\\sqrt{1 + (h\\omega)^4/4}$, rk4 $\\le 1$ iff $|h\\omega| \\le 2\\sqrt 2$,
+implicit midpoint exactly 1.
 """
 
 from __future__ import annotations

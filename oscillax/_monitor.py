@@ -57,7 +57,9 @@ class Thresholds:
     - `min_log_growth`: exponential growth also needs log(E_final / E_0) above this (E the
       invariant, or |x|^2 without one): over a short run a slowly drifting tanh network and
       the linear system both look exponential until the drift becomes measurable.
-    - `escape_ratio`: final/initial norm above which a non-oscillating orbit has escaped.
+    - `escape_ratio`: final/initial norm above which a non-oscillating orbit has escaped
+      (one that never crossed zero has escaped too when its log growth passes
+      `min_log_growth` with a positive late rate).
     - `collapse_speed`: final/initial speed below which a non-oscillating orbit collapsed.
     - `min_crossings`: fewer upward zero-crossings of x[0] than this means "not oscillating".
     - `divergence_threshold`: norm factor over max(|x0|, 1) that counts as diverged.
@@ -302,7 +304,14 @@ def classify(m: dict[str, np.ndarray], th: Thresholds = Thresholds()) -> np.ndar
         )
         status[conserved] = TrajectoryClass.CONSERVED
         status[~conserved & exponential] = TrajectoryClass.DIVERGED
-        escaped = ~oscillating & (m["norm_ratio"] > th.escape_ratio)
+        # A member that never crossed zero and grows measurably is escaping, not diverging
+        # (a slowly accelerating sigmoid network has an exponential-looking trend before
+        # its norm doubles).
+        static = m["zero_crossings"] == 0
+        growing = (m["log_growth"] > th.min_log_growth) & (late > th.min_rate)
+        escaped = ~oscillating & (
+            (m["norm_ratio"] > th.escape_ratio) | (static & growing)
+        )
         collapsed = ~oscillating & ~escaped & (m["speed_ratio"] < th.collapse_speed)
         status[escaped] = TrajectoryClass.ESCAPED
         status[collapsed] = TrajectoryClass.COLLAPSED

@@ -173,6 +173,19 @@ def test_collapsed():
     assert set(df.status) <= {"collapsed", "escaped"}
 
 
+def test_sigmoid_is_never_diverged_or_oscillating():
+    """sigmoid (pre, n = 2) is bounded and has no closed orbit: a member creeping out of a
+    slow region (norm x1.5 over the run, accelerating) is escaping, not diverging."""
+    spec = ox.SweepSpec(forms=("pre",), activations=("sigmoid",), solvers=("euler",),
+                        dts=(0.05,), dims=(2,), amplitudes=(2.0, 4.0), seeds=3,
+                        spectral_radius=3.0, horizon=60.0)
+    df = ox.sweep(spec).to_dataframe()
+    assert (df.zero_crossings == 0).all()
+    assert set(df.status) <= {"escaped", "collapsed", "conserved"}, df
+    slow = df[(df.amplitude == 2.0) & (df.seed == 0)].iloc[0]
+    assert 1.2 < slow.norm_ratio < 2.0 and slow.status == "escaped"
+
+
 def test_statuses_are_documented_thresholds():
     spec = ox.SweepSpec(forms=("pre",), activations=("tanh",), solvers=("euler",),
                         dts=(0.1,), dims=(2,), amplitudes=(1.0,), seeds=1, horizon=100.0,

@@ -48,6 +48,18 @@ def matvec(A, X):
     return jnp.einsum("ijb,jb->ib", A, X)
 
 
+def rowsum(Y):
+    """$\\sum_i Y_{ib}$ for Y laid out `(n, B)`: an unrolled sum of rows for small n (it
+    fuses into the surrounding elementwise loop; see `sqnorm`)."""
+    n = Y.shape[0]
+    if n > SMALL_N:
+        return jnp.sum(Y, axis=0)
+    out = Y[0]
+    for j in range(1, n):
+        out = out + Y[j]
+    return out
+
+
 def sqnorm(X):
     """$\\|x_b\\|^2$ for X laid out `(n, B)`: an unrolled sum of rows for small n.
 
@@ -262,7 +274,7 @@ class PreActivation(AbstractSkewField):
         Z = matvec(self.A, X)
         if self.bias is not None:
             Z = Z + self.bias[:, None]
-        return jnp.sum(self.activation.antiderivative(Z), axis=0).reshape(x.shape[:-1])
+        return rowsum(self.activation.antiderivative(Z)).reshape(x.shape[:-1])
 
 
 class PostActivation(AbstractSkewField):

@@ -2,10 +2,13 @@
 
 `integrate_monitored` advances a batch (state `(n, B)`, one step size and step count per
 trajectory) in a `lax.while_loop` whose trip count is the largest step count of the batch
-(a traced value: no recompilation between chunks). Every step it checks divergence (so the
-step of divergence is exact) and counts upward zero-crossings of the first coordinate (for
-the period); every `check_every` steps it evaluates the invariant and accumulates the
-reductions below. Memory is O(B n) whatever the step count.
+(a traced value: no recompilation between chunks), in blocks of `check_every` steps. Every
+step it counts upward zero-crossings of the first coordinate (for the period). Divergence
+is tested once per block; in the rare block where a member crossed the threshold (or a
+member's step count ends mid-block) the block is replayed from its start with a test every
+step, so the step of divergence and the frozen state are exact. After each block it
+evaluates the invariant and accumulates the reductions below. Memory is O(B n) whatever
+the step count.
 
 `classify` turns the reductions into a status per trajectory (`TrajectoryClass`).
 """
@@ -83,6 +86,13 @@ def _growth_measure(field, X, nrm2, use_invariant: bool):
     return nrm2
 
 
+def _sign_bit(x):
+    """1 where the sign bit of `x` is set (x < 0, or -0.0), else 0, as uint32: cheaper per
+    step than a comparison and a conversion (the crossing count needs one bit per step)."""
+    bits = jax.lax.bitcast_convert_type(x, jnp.uint64 if x.dtype == jnp.float64 else jnp.uint32)
+    return (bits >> (bits.dtype.itemsize * 8 - 1)).astype(jnp.uint32)
+
+
 @eqx.filter_jit
 def integrate_monitored(
     field: AbstractSkewField,
@@ -92,7 +102,8 @@ def integrate_monitored(
     steps,
     thr2,
     *,
-    check_every: int = 8,
+    check_every: int = 16,
+    samples: int = 64,
 ):
     """Integrate a batch and return a dict of per-trajectory reductions.
 
@@ -101,8 +112,17 @@ def integrate_monitored(
     - `solver`: a fixed-step solver.
     - `X0`: `(n, B)` initial states; `h`: `(B,)` step sizes; `steps`: `(B,)` step counts.
     - `thr2`: `(B,)` squared divergence thresholds on $\\|x\\|^2$.
-    - `check_every`: steps between invariant evaluations (divergence is checked every step).
+    - `check_every`: block length (1 to 32): steps between divergence tests (a block in
+      which a member diverged is replayed with a test every step).
+    - `samples`: about how many times per trajectory the invariant is evaluated and the
+      growth-rate sums updated: every `max(1, steps // (check_every * samples))` blocks,
+      and always after the last step. It depends only on the trajectory's own step count,
+      so a trajectory's numbers do not depend on the batch it is run in.
     """
+    if not 1 <= check_every <= 32:
+        raise ValueError(f"`check_every` must be between 1 and 32; got {check_every}.")
+    if samples < 1:
+        raise ValueError(f"`samples` must be >= 1; got {samples}.")
     dtype = X0.dtype
     B = X0.shape[1]
     steps = steps.astype(jnp.int32)
@@ -119,15 +139,17 @@ def integrate_monitored(
     izero = jnp.zeros((B,), jnp.int32)
     half = steps // 2
 
+    K = check_every
+    every = jnp.maximum(1, steps // (K * samples))  # blocks between samples, per member
     carry0 = dict(
         k0=jnp.asarray(0, jnp.int32),
         X=X0,
         alive=jnp.ones((B,), bool),
         div_at=jnp.full((B,), -1, jnp.int32),
-        prev_pos=X0[0] >= 0,
+        prev_pos=_sign_bit(X0[0]) == 0,
         n_up=izero,
-        t_first=zero,
-        t_last=zero,
+        k_first=izero,  # step index (1-based) of the first / last upward crossing
+        k_last=izero,
         max_nrm2=nrm2_0,
         max_drift=zero,
         # regression sums of g = log(E/E0) on t, first half (a) and second half (b)
@@ -135,56 +157,125 @@ def integrate_monitored(
         nb=zero, tb=zero, gb=zero, ttb=zero, tgb=zero,
     )
 
-    def one_step(j, c):
+    def crossings(k, pos, prev_pos, n_up, k_first, k_last, mask):
+        """Count an upward zero-crossing of x[0] at step k (1-based) where `mask`."""
+        up = mask & pos & ~prev_pos
+        n_up = n_up + up.astype(jnp.int32)
+        k_first = jnp.where(up & (n_up == 1), k, k_first)
+        k_last = jnp.where(up, k, k_last)
+        return n_up, k_first, k_last
+
+    def checked_step(j, c):
+        """One step with the per-step divergence test (exact step, frozen state)."""
         k = c["k0"] + j
         X = c["X"]
         active = (k < steps) & c["alive"]
         Xn = solver.step(field, k.astype(dtype) * h_row, X, h_row)
-        nrm2 = sqnorm(Xn)
-        bad = ~(nrm2 <= thr2)
+        bad = ~(sqnorm(Xn) <= thr2)
         newly = bad & active
         upd = active & ~bad
         X = jnp.where(upd[None, :], Xn, X)
-        pos = X[0] >= 0
-        up = upd & pos & ~c["prev_pos"]
-        n_up = c["n_up"] + up.astype(jnp.int32)
-        t_now = (k + 1).astype(dtype) * h
+        pos = _sign_bit(X[0]) == 0
+        n_up, k_first, k_last = crossings(
+            k + 1, pos, c["prev_pos"], c["n_up"], c["k_first"], c["k_last"], upd
+        )
         c = dict(c)
         c.update(
             X=X,
             alive=c["alive"] & ~newly,
             div_at=jnp.where(newly, k + 1, c["div_at"]),
             prev_pos=jnp.where(upd, pos, c["prev_pos"]),
-            n_up=n_up,
-            t_first=jnp.where(up & (n_up == 1), t_now, c["t_first"]),
-            t_last=jnp.where(up, t_now, c["t_last"]),
+            n_up=n_up, k_first=k_first, k_last=k_last,
         )
         return c
 
-    def body(c):
-        c = jax.lax.fori_loop(0, check_every, one_step, c)
+    def checked_block(c):
+        return jax.lax.fori_loop(0, K, checked_step, c)
+
+    def fast_block(c):
+        """The block with no per-step test. Valid when every member is either running for
+        the whole block or not at all, and none crosses the threshold in it; otherwise
+        the block is replayed with `checked_block` (rare: once per divergence, and at
+        the end of members with fewer steps). The sign of x[0] after each step is kept as
+        one bit of a word, and the block's upward crossings are counted from the word."""
+        k0 = c["k0"]
+        act = c["alive"] & (steps >= k0 + K)  # running for the whole block
+
+        def step(j, s):
+            X, neg = s
+            X = solver.step(field, (k0 + j).astype(dtype) * h_row, X, h_row)
+            return X, (neg << 1) | _sign_bit(X[0])
+
+        X, neg = jax.lax.fori_loop(0, K, step, (c["X"], jnp.zeros((B,), jnp.uint32)))
+        nrm2 = sqnorm(X)
+        newly_bad = act & ~(nrm2 <= thr2)
+        partial = c["alive"] & (steps > k0) & (steps < k0 + K)
+        replay = jnp.any(newly_bad | partial)
+
+        def accept(c):
+            # bit i of `pos` is "x[0] >= 0 after step K-1-i"; its predecessor is bit i+1,
+            # and the predecessor of the block's first step is the carried prev_pos.
+            full = jnp.uint32((1 << K) - 1)
+            pos = ~neg & full
+            prev = (pos >> 1) | (c["prev_pos"].astype(jnp.uint32) << (K - 1))
+            up = jnp.where(act, pos & ~prev, jnp.uint32(0))
+            cnt = jax.lax.population_count(up).astype(jnp.int32)
+            hi = 31 - jax.lax.clz(up).astype(jnp.int32)  # the block's first crossing
+            lo = jax.lax.population_count((up & (~up + 1)) - 1).astype(jnp.int32)  # last
+            c = dict(c)
+            c.update(
+                X=jnp.where(act[None, :], X, c["X"]),
+                prev_pos=jnp.where(act, (pos & 1) == 1, c["prev_pos"]),
+                n_up=c["n_up"] + cnt,
+                k_first=jnp.where((c["n_up"] == 0) & (cnt > 0), k0 + K - hi, c["k_first"]),
+                k_last=jnp.where(cnt > 0, k0 + K - lo, c["k_last"]),
+                max_nrm2=jnp.where(act, jnp.maximum(c["max_nrm2"], nrm2), c["max_nrm2"]),
+            )
+            return c
+
+        def replay_block(c):
+            c = checked_block(c)
+            ran = c["k0"] < steps
+            nrm2 = sqnorm(c["X"])
+            c = dict(c)
+            c.update(max_nrm2=jnp.where(ran, jnp.maximum(c["max_nrm2"], nrm2), c["max_nrm2"]))
+            return c
+
+        return jax.lax.cond(replay, replay_block, accept, c)
+
+    def monitor(c):
+        """Evaluate the invariant and update the growth-rate sums of the members whose
+        sample is due after this block."""
         X = c["X"]
-        end = jnp.minimum(c["k0"] + check_every, steps)  # per-trajectory step reached
-        sampled = c["k0"] < steps  # this block advanced (or tried to) this trajectory
-        nrm2 = jnp.sum(X * X, axis=0)
+        k0 = c["k0"]
+        end = jnp.minimum(k0 + K, steps)  # per-trajectory step reached
+        last = (k0 < steps) & (steps <= k0 + K)
+        block = k0 // K + 1
+        sampled = last | ((k0 < steps) & (block % every == 0))
+        nrm2 = sqnorm(X)
         E = _growth_measure(field, X, nrm2, use_inv)
         g = jnp.log(jnp.maximum(E / E0, jnp.finfo(dtype).tiny))
         t = end.astype(dtype) * h
         drift = jnp.abs(E - E0) / jnp.abs(E0) if use_inv else jnp.abs(jnp.sqrt(nrm2 / nrm2_0) - 1)
-        first = sampled & (end <= half)
-        second = sampled & (end > half)
-        w1 = first.astype(dtype)
-        w2 = second.astype(dtype)
+        w1 = (sampled & (end <= half)).astype(dtype)
+        w2 = (sampled & (end > half)).astype(dtype)
         c = dict(c)
         c.update(
-            k0=c["k0"] + check_every,
-            max_nrm2=jnp.where(sampled, jnp.maximum(c["max_nrm2"], nrm2), c["max_nrm2"]),
             max_drift=jnp.where(sampled, jnp.maximum(c["max_drift"], drift), c["max_drift"]),
             na=c["na"] + w1, ta=c["ta"] + w1 * t, ga=c["ga"] + w1 * g,
             tta=c["tta"] + w1 * t * t, tga=c["tga"] + w1 * t * g,
             nb=c["nb"] + w2, tb=c["tb"] + w2 * t, gb=c["gb"] + w2 * g,
             ttb=c["ttb"] + w2 * t * t, tgb=c["tgb"] + w2 * t * g,
         )
+        return c
+
+    def body(c):
+        c = fast_block(c)
+        k0 = c["k0"]
+        due = (k0 < steps) & ((steps <= k0 + K) | ((k0 // K + 1) % every == 0))
+        c = jax.lax.cond(jnp.any(due), monitor, lambda c: c, c)
+        c = dict(c)
+        c.update(k0=k0 + K)
         return c
 
     c = jax.lax.while_loop(lambda c: c["k0"] < max_steps, body, carry0)
@@ -198,8 +289,8 @@ def integrate_monitored(
         alive=c["alive"],
         diverged_at=c["div_at"],
         n_up=c["n_up"],
-        t_first=c["t_first"],
-        t_last=c["t_last"],
+        t_first=c["k_first"].astype(dtype) * h,
+        t_last=c["k_last"].astype(dtype) * h,
         max_norm=jnp.sqrt(c["max_nrm2"]),
         norm0=jnp.sqrt(nrm2_0),
         norm_final=jnp.sqrt(nrm2),

@@ -20,7 +20,7 @@ FORMS = ("pre", "post")
 
 _SWEEP_KEYS = (
     "forms", "activations", "solvers", "dts", "dims", "amplitudes", "seeds",
-    "spectral_radius", "steps", "horizon", "seed", "dtype", "check_every",
+    "spectral_radius", "steps", "horizon", "seed", "dtype", "check_every", "samples",
 )
 _THRESHOLD_KEYS = tuple(f.name for f in dataclasses.fields(Thresholds))
 _TOP_KEYS = ("sweep", "thresholds")
@@ -87,8 +87,11 @@ class SweepSpec:
     - `seeds`: number of random (skew matrix, initial direction) pairs per case.
     - `spectral_radius`: largest angular frequency of each random A.
     - `steps` or `horizon`: a fixed step count, or a fixed time T (steps = ceil(T / dt)).
-    - `seed`: base random seed; `dtype`: `"float32"` or `"float64"`; `check_every`: steps
-      between invariant evaluations.
+    - `seed`: base random seed; `dtype`: `"float32"` or `"float64"`.
+    - `check_every` (1 to 32): steps between divergence tests (a block in which a member
+      diverged is replayed step by step, so the step of divergence stays exact); larger is
+      faster. `samples`: about how many times per trajectory the invariant is evaluated
+      for the drift and growth-rate measures (at most once per block).
     - `thresholds`: the `[thresholds]` table (see `ox.Thresholds`).
     """
 
@@ -104,7 +107,8 @@ class SweepSpec:
     horizon: float | None = None  # default 100.0 when neither is given
     seed: int = 0
     dtype: str = "float32"
-    check_every: int = 8
+    check_every: int = 16
+    samples: int = 64
     thresholds: Thresholds = Thresholds()
 
     def __post_init__(self):
@@ -283,6 +287,9 @@ def _validate(d: dict[str, Any]) -> dict[str, Any]:
     if d["dtype"] not in ("float32", "float64"):
         _err("dtype", d["dtype"], "must be 'float32' or 'float64'")
     ce = d["check_every"]
-    if isinstance(ce, bool) or not isinstance(ce, int) or ce < 1:
-        _err("check_every", ce, "must be an integer >= 1")
+    if isinstance(ce, bool) or not isinstance(ce, int) or not 1 <= ce <= 32:
+        _err("check_every", ce, "must be an integer from 1 to 32")
+    sa = d["samples"]
+    if isinstance(sa, bool) or not isinstance(sa, int) or sa < 1:
+        _err("samples", sa, "must be an integer >= 1")
     return out

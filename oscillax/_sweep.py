@@ -198,7 +198,7 @@ def run_chunks(spec: SweepSpec, chunks: list[Chunk], rows: pd.DataFrame, cases: 
         Aj, X0j, hj, sj, tj = (jnp.asarray(x) for x in (A, X0, h, steps, thr2))
     field = eqx.tree_at(lambda f: f.A, template, Aj)
     out = integrate_monitored(field, FIXED_SOLVERS[c0.solver], X0j, hj, sj, tj,
-                              check_every=spec.check_every)
+                              check_every=spec.check_every, samples=spec.samples)
     out = {k: np.asarray(v) for k, v in jax.device_get(out).items()}
     frames = []
     for i, (chunk, (sel, *_)) in enumerate(zip(chunks, ins)):

@@ -242,6 +242,8 @@ def test_spec_from_toml_and_roundtrip(tmp_path):
         (("num = 5", "num = 0"), r"`dts.num` must be an integer >= 1"),
         (("amplitudes = [1.0, 2.0]", "amplitudes = [1.0, -2.0]"), r"`amplitudes`.*positive"),
         (("[thresholds]", "[thresholds]\nconserve = 1"), r"unknown key\(s\) 'conserve'"),
+        (("seeds = 2", "seeds = 2\ncheck_every = 64"), r"`check_every` must be .* 1 to 32"),
+        (("seeds = 2", "seeds = 2\nsamples = 0"), r"`samples` must be an integer >= 1"),
         (("[thresholds]", "[extra]\n[thresholds]"), r"unknown table\(s\) extra"),
     ],
 )

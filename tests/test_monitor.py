@@ -1,0 +1,97 @@
+"""The atlas engine `integrate_monitored`: blocks with one divergence test, exact replays,
+bit-packed zero crossings and per-trajectory sampling, checked against full paths."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import oscillax as ox
+from oscillax._monitor import integrate_monitored
+from oscillax._solver import FIXED_SOLVERS
+
+DT = 0.25
+STEPS = np.array([37, 60, 60, 45, 9, 60, 21, 60, 53, 1], np.int32)  # ends mid-block too
+THR = 3.0  # a low divergence threshold, so linear Euler members cross it at many steps
+
+
+def _batch(activation):
+    A = ox.skew_from_frequencies(jnp.array([1.0]))  # one rotation, omega = 1
+    field = ox.PreActivation(A, activation)
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((STEPS.size, 2)) * np.logspace(-1, 3, STEPS.size)[:, None]
+    x0[3] = (0.0, 2.0)  # x[0] starts exactly at 0
+    return field, jnp.asarray(x0)
+
+
+def _expected(field, x0, K):
+    """Crossings, divergence step and max norm (over block ends, every K steps, and the
+    last state) from `ox.simulate`'s full path."""
+    norm0 = np.linalg.norm(np.asarray(x0), axis=1)
+    tr = ox.simulate(field, x0, dt=DT, steps=int(STEPS.max()), divergence_threshold=THR)
+    xs = np.asarray(tr.xs)  # (B, T, 2): a diverged member's state is frozen
+    out = []
+    for b, s in enumerate(STEPS):
+        d = int(tr.diverged_at[b])
+        d = d if 0 <= d <= s else -1
+        last = s if d < 0 else d - 1  # the last state below the threshold
+        pos = ~np.signbit(xs[b, : last + 1, 0])
+        ups = np.flatnonzero(pos[1:] & ~pos[:-1]) + 1  # step indices of upward crossings
+        out.append(dict(
+            div_at=d, n_up=ups.size,
+            t_first=ups[0] * DT if ups.size else 0.0,
+            t_last=ups[-1] * DT if ups.size else 0.0,
+            max_norm=np.linalg.norm(xs[b, [*range(0, last + 1, K), last]], axis=1).max(),
+            final=xs[b, last],
+        ))
+    thr = THR * np.maximum(norm0, 1.0)
+    return out, jnp.asarray(thr * thr)
+
+
+@pytest.mark.parametrize("activation", ["identity", "tanh"])
+@pytest.mark.parametrize("check_every", [1, 5, 16, 32])
+def test_blocks_match_the_full_path(activation, check_every):
+    field, x0 = _batch(activation)
+    exp, thr2 = _expected(field, x0, check_every)
+    out = integrate_monitored(field, FIXED_SOLVERS["euler"], x0.T,
+                              jnp.full((STEPS.size,), DT), jnp.asarray(STEPS), thr2,
+                              check_every=check_every)
+    if activation == "identity":  # Euler grows the linear system: members diverge
+        assert sum(e["div_at"] >= 0 for e in exp) >= 3
+    for b, e in enumerate(exp):
+        assert int(out["diverged_at"][b]) == e["div_at"], b
+        assert int(out["n_up"][b]) == e["n_up"], b
+        assert float(out["t_first"][b]) == pytest.approx(e["t_first"]), b
+        assert float(out["t_last"][b]) == pytest.approx(e["t_last"]), b
+        np.testing.assert_allclose(np.asarray(out["X"][:, b]), e["final"], rtol=1e-12)
+        assert float(out["max_norm"][b]) == pytest.approx(e["max_norm"], rel=1e-12), b
+
+
+def test_a_member_does_not_depend_on_its_batch():
+    """Sampling depends only on a member's own step count: alone or in a mixed batch, its
+    growth-rate sums and drift are the same."""
+    field, x0 = _batch("tanh")
+    norm0 = np.linalg.norm(np.asarray(x0), axis=1)
+    thr2 = jnp.asarray((1e6 * np.maximum(norm0, 1.0)) ** 2)
+    steps = jnp.asarray(STEPS * 40)
+    h = jnp.full((STEPS.size,), DT / 40)
+    kw = dict(check_every=16, samples=8)
+    full = integrate_monitored(field, FIXED_SOLVERS["euler"], x0.T, h, steps, thr2, **kw)
+    for b in (0, 4, 8):
+        one = integrate_monitored(field, FIXED_SOLVERS["euler"], x0[b:b + 1].T, h[b:b + 1],
+                                  steps[b:b + 1], thr2[b:b + 1], **kw)
+        np.testing.assert_array_equal(np.asarray(one["sums"][:, 0]),
+                                      np.asarray(full["sums"][:, b]))
+        assert float(one["max_drift"][0]) == float(full["max_drift"][b])
+    # about `samples` samples per trajectory (plus the last one), or one per block
+    n_samples = np.asarray(full["sums"][0] + full["sums"][5])
+    blocks = -(-np.asarray(steps) // 16)
+    assert (n_samples >= np.minimum(8, blocks)).all(), n_samples
+    assert (n_samples <= 2 * 8 + 1).all(), n_samples
+
+
+@pytest.mark.parametrize("bad", [dict(check_every=0), dict(check_every=33), dict(samples=0)])
+def test_bad_block_settings(bad):
+    field, x0 = _batch("tanh")
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        integrate_monitored(field, FIXED_SOLVERS["euler"], x0.T, jnp.full((10,), DT),
+                            jnp.asarray(STEPS), jnp.full((10,), 1e30), **bad)

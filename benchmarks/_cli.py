@@ -133,6 +133,9 @@ def main(argv=None) -> int:
                     help="BLAS/OpenMP threads of the numpy and torch peers (default: theirs)")
     a = ap.parse_args(argv)
     set_peer_threads_env(a.peer_threads)  # before numpy is imported
+    from oscillax._distributed import use_cpu_cores
+
+    use_cpu_cores()  # as the `oscillax` command does: one CPU device per core
     try:
         run(quick=a.quick, workloads=a.workloads, repeats=a.repeats, out=a.out,
             peer_threads=a.peer_threads)

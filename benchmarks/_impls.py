@@ -136,40 +136,61 @@ def _sweep_setup(p: Problem):
     return field, FIXED_SOLVERS["euler"], jnp.asarray(X0), jnp.asarray(thr2)
 
 
+def _monitored(B: int):
+    """The sweep's engine call, as `ox.sweep` makes it: `integrate_monitored` on one device,
+    or under `shard_map` over all local devices when there are several (and they divide B);
+    the note says which."""
+    import jax
+
+    from oscillax import _distributed
+    from oscillax._monitor import integrate_monitored, integrate_monitored_sharded
+
+    place = _distributed.default_place()
+    if place is None or B % place.device_count:
+        return (lambda *a: integrate_monitored(*a)), (lambda x, ax: x), "1 device"
+    mesh = place.mesh
+
+    def call(*a):
+        return integrate_monitored_sharded(*a, mesh=mesh, axis=_distributed.BATCH_AXIS)
+
+    return call, place, f"{place.device_count} {jax.default_backend()} devices"
+
+
 def oscillax_sweep_final(p: Problem) -> Prepared:
     """The atlas engine `oscillax._monitor.integrate_monitored`: streaming monitors (max
-    norm, invariant drift, crossings, growth-rate sums), no stored path."""
+    norm, invariant drift, crossings, growth-rate sums), no stored path; its defaults
+    (divergence test every 16 steps, 64 invariant samples per trajectory)."""
     import jax.numpy as jnp
-
-    from oscillax._monitor import integrate_monitored
 
     field, solver, X0, thr2 = _sweep_setup(p)
     B = p.batch
-    h = jnp.full((B,), p.dt, jnp.float32)
-    steps = jnp.full((B,), p.steps, jnp.int32)
+    call, place, where = _monitored(B)
+    X0, thr2 = place(X0, 1), place(thr2, 0)
+    h = place(jnp.full((B,), p.dt, jnp.float32), 0)
+    steps = place(jnp.full((B,), p.steps, jnp.int32), 0)
 
     def run():
-        return integrate_monitored(field, solver, X0, h, steps, thr2)["X"]
+        return call(field, solver, X0, h, steps, thr2)["X"]
 
-    return Prepared(run, to_numpy=lambda X: np.asarray(X).T)
+    return Prepared(run, to_numpy=lambda X: np.asarray(X).T, note=where)
 
 
 def oscillax_sweep_atlas(p: Problem) -> Prepared:
     """`integrate_monitored` once per step size; step counts are traced, so one compile."""
     import jax.numpy as jnp
 
-    from oscillax._monitor import integrate_monitored
-
     field, solver, X0, thr2 = _sweep_setup(p)
     B = p.batch
-    args = [(jnp.full((B,), dt, jnp.float32), jnp.full((B,), s, jnp.int32))
+    call, place, where = _monitored(B)
+    X0, thr2 = place(X0, 1), place(thr2, 0)
+    args = [(place(jnp.full((B,), dt, jnp.float32), 0), place(jnp.full((B,), s, jnp.int32), 0))
             for dt, s in zip(p.dts, p.steps_list)]
 
     def run():
-        return [integrate_monitored(field, solver, X0, h, steps, thr2)["X"]
-                for h, steps in args]
+        return [call(field, solver, X0, h, steps, thr2)["X"] for h, steps in args]
 
-    return Prepared(run, to_numpy=lambda out: np.stack([np.asarray(X).T for X in out]))
+    return Prepared(run, to_numpy=lambda out: np.stack([np.asarray(X).T for X in out]),
+                    note=where)
 
 
 # ------------------------------------------------------------------------------- diffrax

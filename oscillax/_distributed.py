@@ -1,10 +1,12 @@
 """Multi-device and multi-host placement of sweep batches, through JAX's own machinery.
 
-One process, several devices: a sweep chunk's batch axis is sharded over a
-`jax.sharding.Mesh` of the process's *local* devices (`NamedSharding`). The monitored
-integrator does only elementwise per-lane work, so XLA partitions it without communication
-(except the while-loop's `max(steps)`), and every lane computes exactly what it computes on
-one device.
+One process, several devices: a sweep call's batch axis is sharded over a
+`jax.sharding.Mesh` of the process's *local* devices (`NamedSharding`), one chunk per
+device, and the monitored integrator runs under `jax.shard_map`: each device loops over its
+own chunk with no communication (letting XLA partition the loop instead synchronised the
+devices at every block and was slower than one device), and every lane computes exactly
+what it computes on one device. On a CPU machine `use_cpu_cores` gives JAX one CPU device
+per core, so sweeps use every core.
 
 Several processes (hosts): `setup` calls `jax.distributed.initialize`; each process runs
 the chunks with `chunk.index % process_count == process_index` on its own local mesh (no
@@ -93,6 +95,35 @@ def default_place() -> Placement | None:
     import jax
 
     return make_place() if jax.local_device_count() > 1 else None
+
+
+def use_cpu_cores(max_devices: int = 32) -> int | None:
+    """Ask JAX for one CPU device per core, before JAX starts; return the count, or None.
+
+    XLA runs a small program on one CPU thread per device, so a sweep (one chunk per device)
+    uses every core only with several CPU devices. Skipped when `XLA_FLAGS` already sets
+    `--xla_force_host_platform_device_count`, or when JAX has already run something. The
+    environment variable `OSCILLAX_CPU_DEVICES` sets the count (1 turns this off).
+    It only adds CPU devices: on a GPU or TPU machine sweeps still run on the accelerator.
+    """
+    import jax
+
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return None
+    n = _env_int("OSCILLAX_CPU_DEVICES")
+    if n is None:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            n = os.cpu_count() or 1
+        n = min(n, max_devices)
+    if n < 1:
+        raise ValueError(f"OSCILLAX_CPU_DEVICES must be >= 1; got {n}.")
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:  # JAX already started: keep what it has
+        return None
+    return n
 
 
 def round_up(size: int, multiple: int) -> int:

@@ -143,6 +143,7 @@ def integrate_monitored(
     every = jnp.maximum(1, steps // (K * samples))  # blocks between samples, per member
     carry0 = dict(
         k0=jnp.asarray(0, jnp.int32),
+        replay_to=jnp.asarray(0, jnp.int32),  # single steps until k0 reaches this
         X=X0,
         alive=jnp.ones((B,), bool),
         div_at=jnp.full((B,), -1, jnp.int32),
@@ -157,101 +158,69 @@ def integrate_monitored(
         nb=zero, tb=zero, gb=zero, ttb=zero, tgb=zero,
     )
 
-    def crossings(k, pos, prev_pos, n_up, k_first, k_last, mask):
-        """Count an upward zero-crossing of x[0] at step k (1-based) where `mask`."""
-        up = mask & pos & ~prev_pos
-        n_up = n_up + up.astype(jnp.int32)
-        k_first = jnp.where(up & (n_up == 1), k, k_first)
-        k_last = jnp.where(up, k, k_last)
-        return n_up, k_first, k_last
+    def advance(c):
+        """L steps from k0 (L = K, or 1 while replaying) with no test inside; then one test.
 
-    def checked_step(j, c):
-        """One step with the per-step divergence test (exact step, frozen state)."""
-        k = c["k0"] + j
-        X = c["X"]
-        active = (k < steps) & c["alive"]
-        Xn = solver.step(field, k.astype(dtype) * h_row, X, h_row)
-        bad = ~(sqnorm(Xn) <= thr2)
-        newly = bad & active
-        upd = active & ~bad
-        X = jnp.where(upd[None, :], Xn, X)
-        pos = _sign_bit(X[0]) == 0
-        n_up, k_first, k_last = crossings(
-            k + 1, pos, c["prev_pos"], c["n_up"], c["k_first"], c["k_last"], upd
-        )
-        c = dict(c)
-        c.update(
-            X=X,
-            alive=c["alive"] & ~newly,
-            div_at=jnp.where(newly, k + 1, c["div_at"]),
-            prev_pos=jnp.where(upd, pos, c["prev_pos"]),
-            n_up=n_up, k_first=k_first, k_last=k_last,
-        )
-        return c
-
-    def checked_block(c):
-        return jax.lax.fori_loop(0, K, checked_step, c)
-
-    def fast_block(c):
-        """The block with no per-step test. Valid when every member is either running for
-        the whole block or not at all, and none crosses the threshold in it; otherwise
-        the block is replayed with `checked_block` (rare: once per divergence, and at
-        the end of members with fewer steps). The sign of x[0] after each step is kept as
-        one bit of a word, and the block's upward crossings are counted from the word."""
+        A block of K steps is accepted when every member either ran all of it or none of
+        it, and none crossed the threshold; otherwise it is rolled back and replayed one
+        step at a time (rare: once per divergence, and at the end of members with fewer
+        steps), which gives the exact step of divergence and the frozen state. The solver
+        step appears once in the program. The sign of x[0] after each step is kept as one
+        bit of a word, and upward crossings are counted from the word."""
         k0 = c["k0"]
-        act = c["alive"] & (steps >= k0 + K)  # running for the whole block
+        single = k0 < c["replay_to"]
+        L = jnp.where(single, 1, K)
 
         def step(j, s):
             X, neg = s
             X = solver.step(field, (k0 + j).astype(dtype) * h_row, X, h_row)
             return X, (neg << 1) | _sign_bit(X[0])
 
-        X, neg = jax.lax.fori_loop(0, K, step, (c["X"], jnp.zeros((B,), jnp.uint32)))
+        X, neg = jax.lax.fori_loop(0, L, step, (c["X"], jnp.zeros((B,), jnp.uint32)))
         nrm2 = sqnorm(X)
-        newly_bad = act & ~(nrm2 <= thr2)
-        partial = c["alive"] & (steps > k0) & (steps < k0 + K)
-        replay = jnp.any(newly_bad | partial)
-
-        def accept(c):
-            # bit i of `pos` is "x[0] >= 0 after step K-1-i"; its predecessor is bit i+1,
-            # and the predecessor of the block's first step is the carried prev_pos.
-            full = jnp.uint32((1 << K) - 1)
-            pos = ~neg & full
-            prev = (pos >> 1) | (c["prev_pos"].astype(jnp.uint32) << (K - 1))
-            up = jnp.where(act, pos & ~prev, jnp.uint32(0))
-            cnt = jax.lax.population_count(up).astype(jnp.int32)
-            hi = 31 - jax.lax.clz(up).astype(jnp.int32)  # the block's first crossing
-            lo = jax.lax.population_count((up & (~up + 1)) - 1).astype(jnp.int32)  # last
-            c = dict(c)
-            c.update(
-                X=jnp.where(act[None, :], X, c["X"]),
-                prev_pos=jnp.where(act, (pos & 1) == 1, c["prev_pos"]),
-                n_up=c["n_up"] + cnt,
-                k_first=jnp.where((c["n_up"] == 0) & (cnt > 0), k0 + K - hi, c["k_first"]),
-                k_last=jnp.where(cnt > 0, k0 + K - lo, c["k_last"]),
-                max_nrm2=jnp.where(act, jnp.maximum(c["max_nrm2"], nrm2), c["max_nrm2"]),
-            )
-            return c
-
-        def replay_block(c):
-            c = checked_block(c)
-            ran = c["k0"] < steps
-            nrm2 = sqnorm(c["X"])
-            c = dict(c)
-            c.update(max_nrm2=jnp.where(ran, jnp.maximum(c["max_nrm2"], nrm2), c["max_nrm2"]))
-            return c
-
-        return jax.lax.cond(replay, replay_block, accept, c)
+        bad = ~(nrm2 <= thr2)
+        run = c["alive"] & (steps > k0)  # members this block advances
+        full_run = run & (steps >= k0 + L)
+        roll_back = ~single & jnp.any(run & (bad | (steps < k0 + L)))
+        ok = full_run & ~bad  # (while replaying, a bad member is frozen here)
+        newly = full_run & bad & single
+        # bit i of `pos` is "x[0] >= 0 after step L-1-i"; its predecessor is bit i+1, and
+        # the predecessor of the block's first step is the carried prev_pos.
+        Lu = L.astype(jnp.uint32)
+        pos = ~neg & ((jnp.uint32(1) << Lu) - 1)
+        prev = (pos >> 1) | (c["prev_pos"].astype(jnp.uint32) << (Lu - 1))
+        up = jnp.where(ok, pos & ~prev, jnp.uint32(0))
+        cnt = jax.lax.population_count(up).astype(jnp.int32)
+        hi = 31 - jax.lax.clz(up).astype(jnp.int32)  # the block's first crossing
+        lo = jax.lax.population_count((up & (~up + 1)) - 1).astype(jnp.int32)  # its last
+        end = k0 + L
+        boundary = (end % K == 0) | (steps == end)  # the max norm is sampled per K steps
+        new = dict(
+            k0=end,
+            replay_to=c["replay_to"],
+            X=jnp.where(ok[None, :], X, c["X"]),
+            alive=c["alive"] & ~newly,
+            div_at=jnp.where(newly, end, c["div_at"]),
+            prev_pos=jnp.where(ok, (pos & 1) == 1, c["prev_pos"]),
+            n_up=c["n_up"] + cnt,
+            k_first=jnp.where((c["n_up"] == 0) & (cnt > 0), end - hi, c["k_first"]),
+            k_last=jnp.where(cnt > 0, end - lo, c["k_last"]),
+            # a member frozen now ends at its previous state, which counts as its last
+            max_nrm2=jnp.maximum(
+                c["max_nrm2"],
+                jnp.where(ok & boundary, nrm2, jnp.where(newly, sqnorm(c["X"]), 0)),
+            ),
+        )
+        old = dict(c, replay_to=k0 + K)
+        return jax.tree.map(lambda o, n: jnp.where(roll_back, o, n), old, new)
 
     def monitor(c):
         """Evaluate the invariant and update the growth-rate sums of the members whose
-        sample is due after this block."""
+        sample is due at this block end (`c["k0"]`, a multiple of K, or their last step)."""
         X = c["X"]
-        k0 = c["k0"]
-        end = jnp.minimum(k0 + K, steps)  # per-trajectory step reached
-        last = (k0 < steps) & (steps <= k0 + K)
-        block = k0 // K + 1
-        sampled = last | ((k0 < steps) & (block % every == 0))
+        k = c["k0"]
+        sampled = _due(k)
+        end = jnp.minimum(k, steps)
         nrm2 = sqnorm(X)
         E = _growth_measure(field, X, nrm2, use_inv)
         g = jnp.log(jnp.maximum(E / E0, jnp.finfo(dtype).tiny))
@@ -269,13 +238,25 @@ def integrate_monitored(
         )
         return c
 
+    def _due(k):
+        """Members whose sample falls at step k: their last step, or every `every` blocks
+        of K steps (`k` a multiple of K) before it."""
+        at_block = (k % K == 0) & (k < steps) & ((k // K) % every == 0)
+        return (steps == k) | at_block
+
+    block_keys = ("k0", "replay_to", "X", "alive", "div_at", "prev_pos", "n_up", "k_first",
+                  "k_last", "max_nrm2")
+    monitor_keys = ("k0", "X", "max_drift", "na", "ta", "ga", "tta", "tga",
+                    "nb", "tb", "gb", "ttb", "tgb")
+
     def body(c):
-        c = fast_block(c)
-        k0 = c["k0"]
-        due = (k0 < steps) & ((steps <= k0 + K) | ((k0 // K + 1) % every == 0))
-        c = jax.lax.cond(jnp.any(due), monitor, lambda c: c, c)
         c = dict(c)
-        c.update(k0=k0 + K)
+        k_before = c["k0"]
+        c.update(advance({k: c[k] for k in block_keys}))
+        moved = c["k0"] > k_before  # False when the block was rolled back
+        # (a member's last step never falls inside an accepted block of K steps)
+        due = moved & jnp.any(_due(c["k0"]))
+        c.update(jax.lax.cond(due, monitor, lambda c: c, {k: c[k] for k in monitor_keys}))
         return c
 
     c = jax.lax.while_loop(lambda c: c["k0"] < max_steps, body, carry0)
@@ -409,3 +390,44 @@ def classify(m: dict[str, np.ndarray], th: Thresholds = Thresholds()) -> np.ndar
         status[m["diverged_at"] >= 0] = TrajectoryClass.DIVERGED
         status[~np.isfinite(m["max_norm"])] = TrajectoryClass.DIVERGED
     return status
+
+
+@eqx.filter_jit
+def integrate_monitored_sharded(
+    field: AbstractSkewField,
+    solver: AbstractFixedSolver,
+    X0,
+    h,
+    steps,
+    thr2,
+    *,
+    mesh,
+    axis: str,
+    check_every: int = 16,
+    samples: int = 64,
+):
+    """`integrate_monitored` with the batch split over the devices of a 1-D `mesh`
+    (`jax.shard_map`): each device integrates its own slice in its own loop, with no
+    communication until the results are gathered. A per-trajectory `A` `(n, n, B)` is split
+    with the batch; a shared `(n, n)` one is replicated. The batch must divide evenly."""
+    from jax.sharding import PartitionSpec as P
+
+    dyn, static = eqx.partition(field, eqx.is_array)
+    per_traj = field.A.ndim == 3
+    dyn_spec = jax.tree.map(lambda _: P(), dyn)
+    dyn_spec = eqx.tree_at(lambda f: f.A, dyn_spec, P(None, None, axis) if per_traj else P())
+
+    def local(dyn, X0, h, steps, thr2):
+        return integrate_monitored(eqx.combine(dyn, static), solver, X0, h, steps, thr2,
+                                   check_every=check_every, samples=samples)
+
+    b, bb = P(axis), P(None, axis)
+    out_spec = {k: bb if k in ("X", "sums") else b for k in _OUTPUT_KEYS}
+    fn = jax.shard_map(local, mesh=mesh, in_specs=(dyn_spec, bb, b, b, b),
+                       out_specs=out_spec, check_vma=False)
+    return fn(dyn, X0, h, steps, thr2)
+
+
+_OUTPUT_KEYS = ("X", "alive", "diverged_at", "n_up", "t_first", "t_last", "max_norm", "norm0",
+                "norm_final", "inv0", "inv_final", "E0", "E_final", "max_drift", "speed0",
+                "speed_final", "sums")

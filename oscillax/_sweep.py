@@ -29,6 +29,7 @@ from ._monitor import (
     TrajectoryClass,
     classify,
     integrate_monitored,
+    integrate_monitored_sharded,
     reduce_monitors,
 )
 from ._solver import FIXED_SOLVERS
@@ -197,8 +198,12 @@ def run_chunks(spec: SweepSpec, chunks: list[Chunk], rows: pd.DataFrame, cases: 
     else:
         Aj, X0j, hj, sj, tj = (jnp.asarray(x) for x in (A, X0, h, steps, thr2))
     field = eqx.tree_at(lambda f: f.A, template, Aj)
-    out = integrate_monitored(field, FIXED_SOLVERS[c0.solver], X0j, hj, sj, tj,
-                              check_every=spec.check_every, samples=spec.samples)
+    kw = dict(check_every=spec.check_every, samples=spec.samples)
+    if place is not None:  # each device runs its chunk in its own loop (shard_map)
+        out = integrate_monitored_sharded(field, FIXED_SOLVERS[c0.solver], X0j, hj, sj, tj,
+                                          mesh=place.mesh, axis=_distributed.BATCH_AXIS, **kw)
+    else:
+        out = integrate_monitored(field, FIXED_SOLVERS[c0.solver], X0j, hj, sj, tj, **kw)
     out = {k: np.asarray(v) for k, v in jax.device_get(out).items()}
     frames = []
     for i, (chunk, (sel, *_)) in enumerate(zip(chunks, ins)):

@@ -266,11 +266,13 @@ def devices(
         table.add_row(str(d["id"]), d["platform"], d["kind"], escape(d["repr"]))
     console.print(table)
     if n > 1:
-        console.print(f"sweeps shard each chunk's batch over these {n} devices "
-                      f"(chunk widths padded to multiples of {n}).", highlight=False)
+        console.print(f"sweeps run {n} chunks at a time, one per device (jax.shard_map).",
+                      highlight=False)
     elif info["backend"] == "cpu":
-        console.print("one CPU device: set XLA_FLAGS=--xla_force_host_platform_device_count="
-                      "<cores> before starting to shard sweeps over the cores.", highlight=False)
+        console.print("one CPU device: the `oscillax` command gives JAX one CPU device per "
+                      "core (OSCILLAX_CPU_DEVICES sets the count); from Python, call "
+                      "jax.config.update('jax_num_cpu_devices', <cores>) right after "
+                      "`import jax`.", highlight=False)
     if info["xla_flags"]:
         console.print(f"XLA_FLAGS={escape(info['xla_flags'])}", highlight=False)
 
@@ -279,6 +281,9 @@ def devices(
 
 
 def main() -> None:  # entry point of the `oscillax` script
+    from . import _distributed
+
+    _distributed.use_cpu_cores()  # one CPU device per core: sweeps use every core
     app()
 
 

@@ -24,8 +24,7 @@ try:
 except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
     __version__ = "0+unknown"
 
-# sweeps and theory
-# fitting
+# fitting, sweeps and theory
 from ._fit import FitResult as FitResult
 from ._fit import SkewGenerator as SkewGenerator
 from ._fit import fit as fit

@@ -118,7 +118,9 @@ def use_cpu_cores(max_devices: int = 32) -> int | None:
             n = os.cpu_count() or 1
         n = min(n, max_devices)
     if n < 1:
-        raise ValueError(f"OSCILLAX_CPU_DEVICES must be >= 1; got {n}.")
+        raise ValueError(f"environment variable OSCILLAX_CPU_DEVICES must be >= 1; got {n}. "
+                         "Set it to the number of CPU devices wanted (1: one device), or "
+                         "unset it for one per core.")
     try:
         jax.config.update("jax_num_cpu_devices", n)
     except RuntimeError:  # JAX already started: keep what it has

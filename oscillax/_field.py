@@ -66,13 +66,7 @@ def sqnorm(X):
     `jnp.sum(X * X, axis=0)` compiles to a separate reduction kernel, which costs as much
     as an n = 2 Euler step; a sum of rows fuses into the step's own loop.
     """
-    n = X.shape[0]
-    if n > SMALL_N:
-        return jnp.sum(X * X, axis=0)
-    out = X[0] * X[0]
-    for j in range(1, n):
-        out = out + X[j] * X[j]
-    return out
+    return rowsum(X * X)
 
 
 def _check_matrix(name: str, M, *, check_skew: bool) -> None:

@@ -3,12 +3,12 @@
 `integrate_monitored` advances a batch (state `(n, B)`, one step size and step count per
 trajectory) in a `lax.while_loop` whose trip count is the largest step count of the batch
 (a traced value: no recompilation between chunks), in blocks of `check_every` steps. Every
-step it counts upward zero-crossings of the first coordinate (for the period). Divergence
-is tested once per block; in the rare block where a member crossed the threshold (or a
-member's step count ends mid-block) the block is replayed from its start with a test every
-step, so the step of divergence and the frozen state are exact. After each block it
-evaluates the invariant and accumulates the reductions below. Memory is O(B n) whatever
-the step count.
+step it records the sign of the first coordinate (one bit), from which each block counts
+the upward zero-crossings (for the period). Divergence is tested once per block; a block
+in which a member crossed the threshold (or a member's step count ends) is rolled back and
+replayed one step at a time, so the step of divergence and the frozen state are exact.
+About `samples` times per trajectory, at block ends, it evaluates the invariant and
+accumulates the reductions below. Memory is O(B n) whatever the step count.
 
 `classify` turns the reductions into a status per trajectory (`TrajectoryClass`).
 """
@@ -84,6 +84,12 @@ def _growth_measure(field, X, nrm2, use_invariant: bool):
     if use_invariant:
         return field.invariant(X.T)
     return nrm2
+
+
+# The keys of `integrate_monitored`'s result; "X" and "sums" are 2-D, the others (B,).
+_OUTPUT_KEYS = ("X", "alive", "diverged_at", "n_up", "t_first", "t_last", "max_norm", "norm0",
+                "norm_final", "inv0", "inv_final", "E0", "E_final", "max_drift", "speed0",
+                "speed_final", "sums")
 
 
 def _sign_bit(x):
@@ -265,7 +271,7 @@ def integrate_monitored(
     E = _growth_measure(field, X, nrm2, use_inv)
     inv = field.invariant(X.T) if field.has_invariant() else jnp.full((B,), jnp.nan, dtype)
     speed = jnp.sqrt(jnp.sum(field.rhs(X) ** 2, axis=0))
-    return dict(
+    out = dict(
         X=X,
         alive=c["alive"],
         diverged_at=c["div_at"],
@@ -286,6 +292,8 @@ def integrate_monitored(
             [c[k] for k in ("na", "ta", "ga", "tta", "tga", "nb", "tb", "gb", "ttb", "tgb")]
         ),
     )
+    assert tuple(out) == _OUTPUT_KEYS  # the sharded variant's out_specs are built from it
+    return out
 
 
 def _slope(n, st, sg, stt, stg):
@@ -427,7 +435,3 @@ def integrate_monitored_sharded(
                        out_specs=out_spec, check_vma=False)
     return fn(dyn, X0, h, steps, thr2)
 
-
-_OUTPUT_KEYS = ("X", "alive", "diverged_at", "n_up", "t_first", "t_last", "max_norm", "norm0",
-                "norm_final", "inv0", "inv_final", "E0", "E_final", "max_drift", "speed0",
-                "speed_final", "sums")

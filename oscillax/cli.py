@@ -283,7 +283,11 @@ def devices(
 def main() -> None:  # entry point of the `oscillax` script
     from . import _distributed
 
-    _distributed.use_cpu_cores()  # one CPU device per core: sweeps use every core
+    try:
+        _distributed.use_cpu_cores()  # one CPU device per core: sweeps use every core
+    except ValueError as e:  # a bad OSCILLAX_CPU_DEVICES
+        typer.echo(f"error: {e}", err=True)
+        raise SystemExit(2) from None
     app()
 
 

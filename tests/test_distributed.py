@@ -139,6 +139,23 @@ def test_four_devices_give_the_one_device_table(tmp_path):
     _check_table(four, one)
 
 
+@pytest.mark.parametrize("value,code,expect", [
+    ("3", 0, '"device_count": 3'),
+    ("0", 2, "OSCILLAX_CPU_DEVICES must be >= 1; got 0"),
+    ("many", 2, "OSCILLAX_CPU_DEVICES='many' is not an integer"),
+])
+def test_the_command_makes_cpu_devices(value, code, expect):
+    """`oscillax` asks JAX for CPU devices (one per core, or OSCILLAX_CPU_DEVICES) unless
+    XLA_FLAGS already sets a count; a bad value is a one-line error, not a traceback."""
+    env = _env(OSCILLAX_CPU_DEVICES=value)
+    del env["XLA_FLAGS"]
+    p = subprocess.run([sys.executable, "-m", "oscillax.cli", "devices", "--json"], env=env,
+                       capture_output=True, text=True, timeout=PROCESS_TIMEOUT)
+    assert p.returncode == code, p.stderr
+    assert expect in (p.stdout if code == 0 else p.stderr)
+    assert "Traceback" not in p.stderr
+
+
 def test_placement_shards_the_batch_axis():
     place = _distributed.make_place()
     assert place.device_count == jax.local_device_count()

@@ -159,7 +159,7 @@ def _monitored(B: int):
 def oscillax_sweep_final(p: Problem) -> Prepared:
     """The atlas engine `oscillax._monitor.integrate_monitored`: streaming monitors (max
     norm, invariant drift, crossings, growth-rate sums), no stored path; its defaults
-    (divergence test every 16 steps, 64 invariant samples per trajectory)."""
+    (divergence test every 32 steps, 64 invariant samples per trajectory)."""
     import jax.numpy as jnp
 
     field, solver, X0, thr2 = _sweep_setup(p)

@@ -1,14 +1,16 @@
 """Streaming monitors: per-trajectory diagnostics measured while integrating, no path stored.
 
 `integrate_monitored` advances a batch (state `(n, B)`, one step size and step count per
-trajectory) in a `lax.while_loop` whose trip count is the largest step count of the batch
-(a traced value: no recompilation between chunks), in blocks of `check_every` steps. Every
-step it records the sign of the first coordinate (one bit), from which each block counts
-the upward zero-crossings (for the period). Divergence is tested once per block; a block
-in which a member crossed the threshold (or a member's step count ends) is rolled back and
-replayed one step at a time, so the step of divergence and the frozen state are exact.
-About `samples` times per trajectory, at block ends, it evaluates the invariant and
-accumulates the reductions below. Memory is O(B n) whatever the step count.
+trajectory) in nested `lax.while_loop`s whose trip counts come from the step counts (traced
+values: no recompilation between chunks). The outer loop runs from one sample point to the
+next; at each it evaluates the invariant of the members whose sample is due and
+accumulates the reductions below (at least `samples` times per trajectory). Between
+samples, the inner loop runs blocks of up to `check_every` steps with no test inside: every
+step keeps the sign of the first coordinate as one bit of a word, from which the block
+counts the upward zero-crossings (for the period), and divergence is tested once at the
+block's end. A member that crossed the threshold in a block is replayed from the block's
+start one step at a time, so its step of divergence and frozen state are exact; the others
+keep the block. Memory is O(B n) whatever the step count.
 
 `classify` turns the reductions into a status per trajectory (`TrajectoryClass`).
 """
@@ -108,7 +110,7 @@ def integrate_monitored(
     steps,
     thr2,
     *,
-    check_every: int = 16,
+    check_every: int = 32,
     samples: int = 64,
 ):
     """Integrate a batch and return a dict of per-trajectory reductions.
@@ -120,10 +122,11 @@ def integrate_monitored(
     - `thr2`: `(B,)` squared divergence thresholds on $\\|x\\|^2$.
     - `check_every`: block length (1 to 32): steps between divergence tests (a block in
       which a member diverged is replayed with a test every step).
-    - `samples`: about how many times per trajectory the invariant is evaluated and the
-      growth-rate sums updated: every `max(1, steps // (check_every * samples))` blocks,
-      and always after the last step. It depends only on the trajectory's own step count,
-      so a trajectory's numbers do not depend on the batch it is run in.
+    - `samples`: at least how many times per trajectory the invariant is evaluated and the
+      growth-rate sums updated: every `steps // samples` steps (rounded down to a multiple
+      of `check_every` when longer; at least 1), and after the last step. It depends only
+      on the trajectory's own step count, so a trajectory's numbers do not depend on the
+      batch it is run in.
     """
     if not 1 <= check_every <= 32:
         raise ValueError(f"`check_every` must be between 1 and 32; got {check_every}.")
@@ -146,36 +149,60 @@ def integrate_monitored(
     half = steps // 2
 
     K = check_every
-    every = jnp.maximum(1, steps // (K * samples))  # blocks between samples, per member
-    carry0 = dict(
+    big = jnp.iinfo(jnp.int32).max
+    # Sample points of a member: every `period` steps before its last step, and its last
+    # step; they depend only on its own step count. The period is `steps // samples` steps,
+    # rounded down to a multiple of K when it is longer than K (so that long runs are not cut
+    # into extra blocks), and at least 1.
+    period = steps // samples
+    period = jnp.where(period >= K, period // K * K, jnp.maximum(period, 1))
+
+    def _next_sample(k):
+        """A member's first sample point after step k (`big` once past its last step)."""
+        nxt = (k // period + 1) * period
+        return jnp.where(k >= steps, big, jnp.where(nxt < steps, nxt, steps))
+
+    next_sample = _next_sample(jnp.zeros_like(steps))
+    # Per-member integer state, one (6, B) array (one fused update per block):
+    # alive, step of divergence (-1), x[0] >= 0 after the last step, upward crossings, and
+    # the step indices (1-based) of the first and last upward crossing.
+    ALIVE, DIV, PREV, NUP, KFIRST, KLAST = range(6)
+    S0 = jnp.stack([jnp.ones((B,), jnp.int32), jnp.full((B,), -1, jnp.int32),
+                    (_sign_bit(X0[0]) == 0).astype(jnp.int32), izero, izero, izero])
+    blk0 = dict(
         k0=jnp.asarray(0, jnp.int32),
         replay_to=jnp.asarray(0, jnp.int32),  # single steps until k0 reaches this
+        # the next sample point of any member; as a member's last step is one of its
+        # sample points, no member's run ends before it
+        stop=jnp.min(next_sample),
         X=X0,
-        alive=jnp.ones((B,), bool),
-        div_at=jnp.full((B,), -1, jnp.int32),
-        prev_pos=_sign_bit(X0[0]) == 0,
-        n_up=izero,
-        k_first=izero,  # step index (1-based) of the first / last upward crossing
-        k_last=izero,
+        S=S0,
+        replay=jnp.zeros((B,), bool),  # members that single steps advance
         max_nrm2=nrm2_0,
+    )
+    mon0 = dict(
+        next_sample=next_sample,
         max_drift=zero,
         # regression sums of g = log(E/E0) on t, first half (a) and second half (b)
         na=zero, ta=zero, ga=zero, tta=zero, tga=zero,
         nb=zero, tb=zero, gb=zero, ttb=zero, tgb=zero,
     )
 
-    def advance(c):
-        """L steps from k0 (L = K, or 1 while replaying) with no test inside; then one test.
+    def block(c):
+        """L steps from k0 with no test inside, then one test.
 
-        A block of K steps is accepted when every member either ran all of it or none of
-        it, and none crossed the threshold; otherwise it is rolled back and replayed one
-        step at a time (rare: once per divergence, and at the end of members with fewer
-        steps), which gives the exact step of divergence and the frozen state. The solver
-        step appears once in the program. The sign of x[0] after each step is kept as one
-        bit of a word, and upward crossings are counted from the word."""
+        L runs to the next multiple of K or the next sample point, whichever is first, so
+        no member's run ends inside a block (its last step is a sample point) and block
+        ends fall on multiples of K. Members that stayed below the threshold keep the block.
+        If a member crossed it, the others go on from the block's end, and that member
+        alone is replayed from the block's start one step at a time (`replay`; rare: once
+        per divergence), which gives the exact step of divergence and the frozen state.
+        The solver step appears once in the program. The sign of x[0] after each step is
+        kept as one bit of a word, and upward crossings are counted from the word."""
         k0 = c["k0"]
+        S = c["S"]
         single = k0 < c["replay_to"]
-        L = jnp.where(single, 1, K)
+        L = jnp.where(single, 1, jnp.minimum(K - k0 % K, c["stop"] - k0))
 
         def step(j, s):
             X, neg = s
@@ -185,87 +212,79 @@ def integrate_monitored(
         X, neg = jax.lax.fori_loop(0, L, step, (c["X"], jnp.zeros((B,), jnp.uint32)))
         nrm2 = sqnorm(X)
         bad = ~(nrm2 <= thr2)
-        run = c["alive"] & (steps > k0)  # members this block advances
-        full_run = run & (steps >= k0 + L)
-        roll_back = ~single & jnp.any(run & (bad | (steps < k0 + L)))
-        ok = full_run & ~bad  # (while replaying, a bad member is frozen here)
-        newly = full_run & bad & single
-        # bit i of `pos` is "x[0] >= 0 after step L-1-i"; its predecessor is bit i+1, and
-        # the predecessor of the block's first step is the carried prev_pos.
+        run = (S[ALIVE] == 1) & (steps > k0) & (c["replay"] | ~single)  # advanced members
+        ok = run & ~bad
+        newly = run & bad & single  # frozen here, at its previous state
+        redo = run & bad & ~single  # replayed from k0
+        trouble = jnp.any(redo)
+        # bit i of `pos` is "x[0] >= 0 after step L-1-i"; its predecessor is bit i+1,
+        # and the predecessor of the block's first step is the carried one.
         Lu = L.astype(jnp.uint32)
         pos = ~neg & ((jnp.uint32(1) << Lu) - 1)
-        prev = (pos >> 1) | (c["prev_pos"].astype(jnp.uint32) << (Lu - 1))
+        prev = (pos >> 1) | (S[PREV].astype(jnp.uint32) << (Lu - 1))
         up = jnp.where(ok, pos & ~prev, jnp.uint32(0))
         cnt = jax.lax.population_count(up).astype(jnp.int32)
         hi = 31 - jax.lax.clz(up).astype(jnp.int32)  # the block's first crossing
         lo = jax.lax.population_count((up & (~up + 1)) - 1).astype(jnp.int32)  # its last
         end = k0 + L
         boundary = (end % K == 0) | (steps == end)  # the max norm is sampled per K steps
-        new = dict(
-            k0=end,
-            replay_to=c["replay_to"],
+        S = jnp.stack([
+            jnp.where(newly, 0, S[ALIVE]),
+            jnp.where(newly, end, S[DIV]),
+            jnp.where(ok, (pos & 1).astype(jnp.int32), S[PREV]),
+            S[NUP] + cnt,
+            jnp.where((S[NUP] == 0) & (cnt > 0), end - hi, S[KFIRST]),
+            jnp.where(cnt > 0, end - lo, S[KLAST]),
+        ])
+        k1 = jnp.where(trouble, k0, end)
+        return dict(
+            k0=k1,
+            replay_to=jnp.where(trouble, end, c["replay_to"]),
+            stop=c["stop"],
             X=jnp.where(ok[None, :], X, c["X"]),
-            alive=c["alive"] & ~newly,
-            div_at=jnp.where(newly, end, c["div_at"]),
-            prev_pos=jnp.where(ok, (pos & 1) == 1, c["prev_pos"]),
-            n_up=c["n_up"] + cnt,
-            k_first=jnp.where((c["n_up"] == 0) & (cnt > 0), end - hi, c["k_first"]),
-            k_last=jnp.where(cnt > 0, end - lo, c["k_last"]),
+            S=S,
+            replay=jnp.where(trouble, redo, c["replay"]),
             # a member frozen now ends at its previous state, which counts as its last
             max_nrm2=jnp.maximum(
                 c["max_nrm2"],
                 jnp.where(ok & boundary, nrm2, jnp.where(newly, sqnorm(c["X"]), 0)),
             ),
         )
-        old = dict(c, replay_to=k0 + K)
-        return jax.tree.map(lambda o, n: jnp.where(roll_back, o, n), old, new)
 
-    def monitor(c):
+    def monitor(c, m):
         """Evaluate the invariant and update the growth-rate sums of the members whose
-        sample is due at this block end (`c["k0"]`, a multiple of K, or their last step)."""
+        sample point is the current step `c["k0"]`."""
         X = c["X"]
         k = c["k0"]
-        sampled = _due(k)
-        end = jnp.minimum(k, steps)
+        sampled = m["next_sample"] == k
         nrm2 = sqnorm(X)
         E = _growth_measure(field, X, nrm2, use_inv)
         g = jnp.log(jnp.maximum(E / E0, jnp.finfo(dtype).tiny))
-        t = end.astype(dtype) * h
+        t = k.astype(dtype) * h
         drift = jnp.abs(E - E0) / jnp.abs(E0) if use_inv else jnp.abs(jnp.sqrt(nrm2 / nrm2_0) - 1)
-        w1 = (sampled & (end <= half)).astype(dtype)
-        w2 = (sampled & (end > half)).astype(dtype)
-        c = dict(c)
-        c.update(
-            max_drift=jnp.where(sampled, jnp.maximum(c["max_drift"], drift), c["max_drift"]),
-            na=c["na"] + w1, ta=c["ta"] + w1 * t, ga=c["ga"] + w1 * g,
-            tta=c["tta"] + w1 * t * t, tga=c["tga"] + w1 * t * g,
-            nb=c["nb"] + w2, tb=c["tb"] + w2 * t, gb=c["gb"] + w2 * g,
-            ttb=c["ttb"] + w2 * t * t, tgb=c["tgb"] + w2 * t * g,
+        w1 = (sampled & (k <= half)).astype(dtype)
+        w2 = (sampled & (k > half)).astype(dtype)
+        nxt = jnp.where(sampled, _next_sample(k), m["next_sample"])
+        m = dict(
+            next_sample=nxt,
+            max_drift=jnp.where(sampled, jnp.maximum(m["max_drift"], drift), m["max_drift"]),
+            na=m["na"] + w1, ta=m["ta"] + w1 * t, ga=m["ga"] + w1 * g,
+            tta=m["tta"] + w1 * t * t, tga=m["tga"] + w1 * t * g,
+            nb=m["nb"] + w2, tb=m["tb"] + w2 * t, gb=m["gb"] + w2 * g,
+            ttb=m["ttb"] + w2 * t * t, tgb=m["tgb"] + w2 * t * g,
         )
-        return c
+        return dict(c, stop=jnp.min(nxt)), m
 
-    def _due(k):
-        """Members whose sample falls at step k: their last step, or every `every` blocks
-        of K steps (`k` a multiple of K) before it."""
-        at_block = (k % K == 0) & (k < steps) & ((k // K) % every == 0)
-        return (steps == k) | at_block
+    def between_samples(cm):
+        """Blocks up to the next sample point of any member, then the sample."""
+        c, m = cm
+        c = jax.lax.while_loop(lambda c: c["k0"] < c["stop"], block, c)
+        return monitor(c, m)
 
-    block_keys = ("k0", "replay_to", "X", "alive", "div_at", "prev_pos", "n_up", "k_first",
-                  "k_last", "max_nrm2")
-    monitor_keys = ("k0", "X", "max_drift", "na", "ta", "ga", "tta", "tga",
-                    "nb", "tb", "gb", "ttb", "tgb")
-
-    def body(c):
-        c = dict(c)
-        k_before = c["k0"]
-        c.update(advance({k: c[k] for k in block_keys}))
-        moved = c["k0"] > k_before  # False when the block was rolled back
-        # (a member's last step never falls inside an accepted block of K steps)
-        due = moved & jnp.any(_due(c["k0"]))
-        c.update(jax.lax.cond(due, monitor, lambda c: c, {k: c[k] for k in monitor_keys}))
-        return c
-
-    c = jax.lax.while_loop(lambda c: c["k0"] < max_steps, body, carry0)
+    c, m = jax.lax.while_loop(lambda cm: cm[0]["k0"] < max_steps, between_samples, (blk0, mon0))
+    S = c["S"]
+    c = dict(c, **m, alive=S[ALIVE] == 1, div_at=S[DIV], n_up=S[NUP], k_first=S[KFIRST],
+             k_last=S[KLAST])
     X = c["X"]
     nrm2 = jnp.sum(X * X, axis=0)
     E = _growth_measure(field, X, nrm2, use_inv)
@@ -411,7 +430,7 @@ def integrate_monitored_sharded(
     *,
     mesh,
     axis: str,
-    check_every: int = 16,
+    check_every: int = 32,
     samples: int = 64,
 ):
     """`integrate_monitored` with the batch split over the devices of a 1-D `mesh`

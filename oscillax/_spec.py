@@ -90,8 +90,9 @@ class SweepSpec:
     - `seed`: base random seed; `dtype`: `"float32"` or `"float64"`.
     - `check_every` (1 to 32): steps between divergence tests (a block in which a member
       diverged is replayed step by step, so the step of divergence stays exact); larger is
-      faster. `samples`: about how many times per trajectory the invariant is evaluated
-      for the drift and growth-rate measures (at most once per block).
+      faster. `samples`: at least how many times per trajectory the invariant is evaluated
+      for the drift and growth-rate measures (every `steps // samples` steps, rounded down
+      to a multiple of `check_every` when longer, and after the last step).
     - `thresholds`: the `[thresholds]` table (see `ox.Thresholds`).
     """
 
@@ -107,7 +108,7 @@ class SweepSpec:
     horizon: float | None = None  # default 100.0 when neither is given
     seed: int = 0
     dtype: str = "float32"
-    check_every: int = 16
+    check_every: int = 32
     samples: int = 64
     thresholds: Thresholds = Thresholds()
 

@@ -11,6 +11,7 @@ Vector fields (sigma = tanh, gamma = 0, b = 0):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -204,8 +205,9 @@ def _jax_vf(form):
     return lambda t, y, A: A @ jnp.tanh(y)
 
 
-def diffrax_final(p: Problem) -> Prepared:
-    """Hand-written `jax.jit(jax.vmap(diffeqsolve(..., Euler(), SaveAt(t1=True))))`."""
+def diffrax_final(p: Problem, compiler_options: dict | None = None) -> Prepared:
+    """Hand-written `jax.jit(jax.vmap(diffeqsolve(..., Euler(), SaveAt(t1=True))))`;
+    `compiler_options` go to that `jax.jit` (to compare under the engine's own options)."""
     import diffrax
     import jax
     import jax.numpy as jnp
@@ -213,7 +215,7 @@ def diffrax_final(p: Problem) -> Prepared:
     term = diffrax.ODETerm(_jax_vf(p.form))
     t1 = p.steps * p.dt
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=compiler_options)
     def solve(A, x0):
         def one(y0):
             sol = diffrax.diffeqsolve(
@@ -226,6 +228,13 @@ def diffrax_final(p: Problem) -> Prepared:
 
     A, x0 = jnp.asarray(p.A), jnp.asarray(p.x0)
     return Prepared(lambda: solve(A, x0))
+
+
+def diffrax_final_engine_options(p: Problem) -> Prepared:
+    """`diffrax_final` compiled with the options oscillax's engine is compiled with."""
+    from oscillax._monitor import ENGINE_COMPILER_OPTIONS
+
+    return diffrax_final(p, compiler_options=ENGINE_COMPILER_OPTIONS)
 
 
 def diffrax_atlas(p: Problem) -> Prepared:

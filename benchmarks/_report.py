@@ -48,8 +48,10 @@ def render(report: dict, console=None) -> None:
         title=f"oscillax benchmarks ({'quick' if meta['quick'] else 'full'}) — "
         f"{meta['machine']['cpu']}, {meta['machine']['cores']} cores, "
         f"jax {meta['versions'].get('jax')} ({meta['jax_backend']})",
-        caption="rate = trajectory-steps / s, best of "
-        f"{meta['repeats']} after the first call; × oscillax = rate / oscillax's rate "
+        caption="rate = trajectory-steps / s, best of at least "
+        f"{meta['repeats']} calls after the first"
+        f"{'' if meta['quick'] else ' (more, up to 100, until they add up to 1 s)'}; "
+        "× oscillax = rate / oscillax's rate "
         "(> 1: faster); per CPU-s = trajectory-steps per second of process CPU time (all "
         "threads; steadier under load, understates multi-threaded runs); compile = first "
         "call − best run; mem = peak RSS above baseline during one run (longrun: whole "
@@ -91,6 +93,14 @@ def render(report: dict, console=None) -> None:
 
     for w in report["workloads"]:
         x = w.get("extra") or {}
+        rate = {r["impl"]: r["traj_steps_per_s"] for r in w["results"] if r["status"] == "ok"}
+        if w["name"] == "W2" and "oscillax-sweep" in rate:
+            # the target: the atlas engine (diagnostics on) vs the diffrax vmap
+            parts = [f"{rate['oscillax-sweep'] / rate[p]:.2f}x {p}"
+                     for p in ("diffrax-vmap", "diffrax-opts") if p in rate]
+            if parts:
+                console.print("W2, atlas engine with its streaming diagnostics: "
+                              + ", ".join(parts) + " (target: 4x diffrax-vmap)")
         if w["name"] == "W512" and "paired" in x:
             pr = x["paired"]
             lines = [f"W512 FLOP/s ({x['flop_count']}), from the table's rows:"]

@@ -62,7 +62,8 @@ class Workload:
             log(f"  {self.name}: {impl.name} ...")
             results.append(
                 measure(impl, p, traj_steps=self.traj_steps(p), repeats=self.repeats,
-                        slow_call_s=1.0 if self.quick else 20.0)
+                        slow_call_s=1.0 if self.quick else 20.0,
+                        min_total_s=0.0 if self.quick else 1.0)
             )
             r = results[-1]
             if r.status == OK:
@@ -96,6 +97,12 @@ def _forward_impls(scipy: bool = True, proto: bool = True, sweep: bool = False) 
     impls += [
         Impl("diffrax-vmap", I.diffrax_final, ("diffrax",),
              description="jit(vmap(diffeqsolve(Euler, SaveAt(t1=True))))"),
+    ]
+    if sweep:
+        impls.append(Impl("diffrax-opts", I.diffrax_final_engine_options, ("diffrax",),
+                          description="the same, compiled with the engine's compiler options "
+                          "(oscillax._monitor.ENGINE_COMPILER_OPTIONS)"))
+    impls += [
         Impl("numpy-loop", I.numpy_final, description="python loop over steps, (B, n) arrays"),
         Impl("torchdiffeq", I.torch_final, TORCH,
              description="odeint(method='euler'), batch as one state"),

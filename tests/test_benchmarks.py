@@ -71,7 +71,8 @@ def test_quick_suite_writes_every_implementation(tmp_path):
         assert w512["paired"][k]["flops_per_s"] > 0
     assert w512["oscillax_fraction_of_matmul"] > 0
     # Same Euler map in float32: the peers agree with oscillax's final states.
-    for name in ("oscillax-sweep", "diffrax-vmap", "numpy-loop", "proto-blockcheck"):
+    for name in ("oscillax-sweep", "diffrax-vmap", "diffrax-opts", "numpy-loop",
+                 "proto-blockcheck"):
         r = next(r for r in by_name["W2"]["results"] if r["impl"] == name)
         if r["status"] == "ok":
             assert r["max_abs_diff_vs_oscillax"] < 1e-3, name

@@ -82,11 +82,17 @@ def test_a_member_does_not_depend_on_its_batch():
         np.testing.assert_array_equal(np.asarray(one["sums"][:, 0]),
                                       np.asarray(full["sums"][:, b]))
         assert float(one["max_drift"][0]) == float(full["max_drift"][b])
-    # about `samples` samples per trajectory (plus the last one), or one per block
-    n_samples = np.asarray(full["sums"][0] + full["sums"][5])
-    blocks = -(-np.asarray(steps) // 16)
-    assert (n_samples >= np.minimum(8, blocks)).all(), n_samples
-    assert (n_samples <= 2 * 8 + 1).all(), n_samples
+    # the sample points: every steps // samples steps (a multiple of the block length when
+    # longer than it), and the last step; so at least `samples` of them
+    sums = np.asarray(full["sums"], np.float64)
+    for b, s in enumerate(np.asarray(steps)):
+        period = s // 8
+        period = period // 16 * 16 if period >= 16 else max(period, 1)
+        points = np.array([*range(period, s, period), s])
+        assert points.size >= min(8, s)
+        assert sums[0, b] + sums[5, b] == points.size, b
+        assert sums[0, b] == np.sum(points <= s // 2), b
+        np.testing.assert_allclose(sums[1, b] + sums[6, b], DT / 40 * points.sum(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("bad", [dict(check_every=0), dict(check_every=33), dict(samples=0)])

@@ -120,6 +120,10 @@ def render(report: dict, console=None) -> None:
                 f"in CPU time {x['oscillax_cpu_fraction_of_matmul']:.1%} and "
                 f"{x['oscillax_cpu_fraction_of_matmul_chain']:.1%}"
             )
+            med = pr.get("median_round_fraction")
+            if med:
+                lines.append(f"  round by round (median of {pr['rounds']}): oscillax / matmul = "
+                             f"{med['matmul']:.1%}, / matmul chain = {med['matmul_chain']:.1%}")
             console.print("\n".join(lines))
         if w["name"] == "longrun":
             for r in w["results"]:

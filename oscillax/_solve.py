@@ -1,8 +1,9 @@
 """`simulate`: integrate a skew field from one state or a batch, with per-member divergence.
 
 Fixed-step solvers run in oscillax's own engine: a `lax.scan` over the steps with the batch
-on the minor axis `(n, B)`, per-step divergence checks that freeze a diverged member and
-let the others go on. Adaptive solvers (tsit5, dopri5, dopri8) are diffrax's.
+on the minor axis `(n, B)`, divergence checks (one per run of `CHECK_EVERY` steps, redone
+step by step when a member crossed) that freeze a diverged member at its exact step and let
+the others go on. Adaptive solvers (tsit5, dopri5, dopri8) are diffrax's.
 """
 
 from __future__ import annotations
@@ -166,29 +167,95 @@ def _is_bad(X, inv_thr, axis):
     return ~(nrm2 <= 1.0)
 
 
+CHECK_EVERY = 16
+"""Steps between divergence tests of the fixed-step engine (see `_run_fixed`)."""
+
+
+def _advance(field, solver, k, X, dt, last, args, steps):
+    """Step k -> k + 1 (the last step is `last` long when t1 is not a multiple of dt)."""
+    t = k.astype(X.dtype) * dt
+    h = dt if last is None else jnp.where(k == steps - 1, last, dt)
+    return solver.step(field, t, X, h, args)
+
+
+def _run_checked(field, X, alive, div_at, k0, dt, last, inv_thr, args, *, solver, steps,
+                 length):
+    """`length` steps from k0 with the divergence test after every step: a member that
+    goes past the threshold is frozen at its last good state, its step recorded."""
+
+    def one_step(i, carry):
+        X, alive, div_at = carry
+        Xn = _advance(field, solver, k0 + i, X, dt, last, args, steps)
+        bad = _is_bad(Xn, inv_thr, 0)
+        div_at = jnp.where(bad & alive, k0 + i + 1, div_at)
+        alive = alive & ~bad
+        return jnp.where(alive[None, :], Xn, X), alive, div_at
+
+    return jax.lax.fori_loop(0, length, one_step, (X, alive, div_at))
+
+
+@eqx.filter_custom_jvp
+def _run(field, X, alive, div_at, k0, dt, last, inv_thr, args, *, solver, steps, length):
+    """What `_run_checked` returns, with one test after the `length` steps instead of one
+    per step; only when a live member went past the threshold are they redone with the
+    per-step test (`lax.cond`: rare, once per divergence). Differentiated as
+    `_run_checked` (the custom JVP below): the same values, and no `cond` for
+    reverse-mode autodiff to carry."""
+    kw = dict(solver=solver, steps=steps, length=length)
+    if length == 1:
+        return _run_checked(field, X, alive, div_at, k0, dt, last, inv_thr, args, **kw)
+    Xn = jax.lax.fori_loop(
+        0, length, lambda i, X: _advance(field, solver, k0 + i, X, dt, last, args, steps), X
+    )
+    newly = _is_bad(Xn, inv_thr, 0) & alive
+    return jax.lax.cond(
+        jnp.any(newly),
+        lambda: _run_checked(field, X, alive, div_at, k0, dt, last, inv_thr, args, **kw),
+        lambda: (jnp.where(alive[None, :], Xn, X), alive, div_at),
+    )
+
+
+@_run.def_jvp
+def _run_jvp(primals, tangents, *, solver, steps, length):
+    def checked(*p):
+        return _run_checked(*p, solver=solver, steps=steps, length=length)
+
+    return eqx.filter_jvp(checked, primals, tangents)
+
+
 @eqx.filter_jit
 def _run_fixed(field, solver, X0, dt, inv_thr, args, *, steps, save_every, last_h):
-    """Engine: returns saved states `(T, n, B)`, status, diverged_at."""
+    """Engine: returns saved states `(T, n, B)`, status, diverged_at.
+
+    Between saves, runs of up to `CHECK_EVERY` steps go with no test inside and one test at
+    their end (`_run`); a run in which a live member went past the threshold is redone with
+    the test after every step, so the step of divergence and the frozen state are those of
+    a per-step test. (A member that crosses the threshold and comes back below it within
+    one run, a million-fold swing at the default threshold, is not caught.) All trip
+    counts are static, so the loops lower to scans, which reverse-mode autodiff supports."""
     B = X0.shape[1]
     dtype = X0.dtype
     dt = jnp.asarray(dt, dtype)
     last = None if last_h is None else jnp.asarray(last_h, dtype)
 
-    def one_step(k, carry):
-        X, alive, div_at = carry
-        t = k.astype(dtype) * dt
-        h = dt if last is None else jnp.where(k == steps - 1, last, dt)
-        Xn = solver.step(field, t, X, h, args)
-        bad = _is_bad(Xn, inv_thr, 0)
-        div_at = jnp.where(bad & alive, k + 1, div_at)
-        alive = alive & ~bad
-        X = jnp.where(alive[None, :], Xn, X)
-        return X, alive, div_at
+    def span(carry, k0, length: int):
+        """`length` (static) steps from k0, in runs of CHECK_EVERY and one shorter."""
+
+        def run(carry, k, n):
+            return _run(field, *carry, k, dt, last, inv_thr, args, solver=solver, steps=steps,
+                        length=n)
+
+        n_runs, rem = divmod(length, CHECK_EVERY)
+        if n_runs:
+            carry = jax.lax.fori_loop(
+                0, n_runs, lambda r, c: run(c, k0 + r * CHECK_EVERY, CHECK_EVERY), carry
+            )
+        if rem:
+            carry = run(carry, k0 + n_runs * CHECK_EVERY, rem)
+        return carry
 
     def block(carry, k0):
-        # Static trip count (not k0 .. k0 + save_every): fori_loop then lowers to a scan,
-        # which reverse-mode autodiff supports; traced bounds would give a while_loop.
-        carry = jax.lax.fori_loop(0, save_every, lambda i, c: one_step(k0 + i, c), carry)
+        carry = span(carry, k0, save_every)
         return carry, carry[0]
 
     init = (X0, jnp.ones((B,), bool), jnp.full((B,), -1, jnp.int32))
@@ -197,7 +264,7 @@ def _run_fixed(field, solver, X0, dt, inv_thr, args, *, steps, save_every, last_
     carry, saved = jax.lax.scan(block, init, starts)
     parts = [X0[None], saved]
     if rem:
-        carry = jax.lax.fori_loop(n_blocks * save_every, steps, one_step, carry)
+        carry = span(carry, jnp.int32(n_blocks * save_every), rem)
         parts.append(carry[0][None])
     _, alive, div_at = carry
     status = jnp.where(alive, Status.OK, Status.DIVERGED).astype(jnp.int32)

@@ -295,6 +295,48 @@ def test_divergence_nonfinite_and_threshold_options():
     assert bool(jnp.all(jnp.isfinite(tr.xs)))
 
 
+@pytest.mark.parametrize("solver", ["euler", "rk4"])
+@pytest.mark.parametrize("save_every", [7, 16, 50, 123])
+def test_runs_between_tests_match_the_per_step_test(solver, save_every):
+    """Between saves the engine tests divergence once per run of CHECK_EVERY steps and
+    redoes a run step by step when a member crossed: the step of divergence, the frozen
+    state and every saved state are those of the per-step test (save_every = 1)."""
+    from oscillax._solve import CHECK_EVERY
+
+    A = ox.skew_from_frequencies(jnp.array([1.0, 0.5], jnp.float64))
+    field = ox.PreActivation(A, "identity")
+    # amplitudes from 1e-3 to 1e3: the linear system grows under Euler (and rk4 at h = 2.9),
+    # so members cross the threshold at many different steps, some never
+    amps = np.logspace(-3, 3, 13)
+    x0 = np.random.default_rng(3).standard_normal((13, 4)) * amps[:, None]
+    x0[6] = 0.0  # a fixed point: never diverges
+    x0 = jnp.asarray(x0)
+    dt = 0.45 if solver == "euler" else 2.9
+    kw = dict(dt=dt, t1=123 * dt + 0.1, solver=solver, divergence_threshold=50.0)
+    ref = ox.simulate(field, x0, save_every=1, **kw)
+    got = ox.simulate(field, x0, save_every=save_every, **kw)
+    div = np.asarray(ref.diverged_at)
+    assert len(set(div[div >= 0] % CHECK_EVERY)) >= 3 and (div < 0).any(), div
+    np.testing.assert_array_equal(got.diverged_at, ref.diverged_at)
+    np.testing.assert_array_equal(got.status, ref.status)
+    k = np.asarray(got.ts / dt).round().astype(int)[:-1]  # saved step indices (+ the last)
+    np.testing.assert_array_equal(np.asarray(got.xs)[:, :-1], np.asarray(ref.xs)[:, k])
+    np.testing.assert_array_equal(got.final, ref.final)
+
+
+def test_grad_through_runs_matches_per_step():
+    _, W, x0, dt = _loss_factory("rk4")
+
+    def loss(W, save_every):
+        field = ox.PostActivation(ox.skew(W), "tanh")
+        tr = ox.simulate(field, x0, dt=dt, steps=40, solver="rk4", save_every=save_every)
+        return jnp.sum(tr.final ** 2)
+
+    g1 = jax.grad(loss)(W, 1)
+    g40 = jax.grad(loss)(W, 40)  # two runs of 16 and one of 8 between the saves
+    np.testing.assert_allclose(g40, g1, rtol=1e-12)
+
+
 def test_divergence_adaptive():
     # x' = x: |x(t)| = e^t passes 1e6 between t = 13 and t = 14 (ln 1e6 = 13.8).
     field = ox.PostActivation(jnp.eye(2), "identity", check_skew=False)

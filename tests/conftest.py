@@ -14,8 +14,14 @@ Tests that change other global JAX settings (e.g. compile logging) restore them 
 fixture; see `helpers.count_compiles`.
 """
 
+import os
+
 import jax
 import pytest
+
+# Commands run by the tests keep no compilation cache in the home directory (one test
+# sets its own).
+os.environ.setdefault("OSCILLAX_CACHE_DIR", "off")
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -63,6 +63,7 @@ def _env(devices: int = 1, **extra) -> dict:
            if not k.startswith(("OSCILLAX_", "SLURM_", "JAX_COORDINATOR", "XLA_FLAGS"))}
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     env["JAX_PLATFORMS"] = "cpu"
+    env["OSCILLAX_CACHE_DIR"] = "off"  # no compilation cache in the home directory
     env.update(extra)
     return env
 

@@ -396,6 +396,28 @@ def test_cli_atlas_end_to_end(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def test_cli_keeps_compiled_programs_between_runs(tmp_path):
+    """The command's compilation cache: a second run of the same grid finds every program
+    on disk (no new entries) and gives the same table; `off` turns the cache off."""
+    spec = write(tmp_path, RESUME_SPEC.replace("num = 10", "num = 3"))
+    cache = tmp_path / "cache"
+    env = {**os.environ, "OSCILLAX_CACHE_DIR": str(cache)}
+    first = cli("atlas", spec, "--out", tmp_path / "a", "--no-figures", env=env)
+    assert first.returncode == 0, first.stderr
+    entries = sorted(p.name for p in cache.iterdir())
+    assert entries, "nothing was cached"
+    second = cli("atlas", spec, "--out", tmp_path / "b", "--no-figures", env=env)
+    assert second.returncode == 0, second.stderr
+    assert sorted(p.name for p in cache.iterdir()) == entries
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / "results.parquet"),
+                                  pd.read_parquet(tmp_path / "b" / "results.parquet"))
+    off = tmp_path / "off"
+    r = cli("atlas", spec, "--out", tmp_path / "c", "--no-figures",
+            env={**os.environ, "OSCILLAX_CACHE_DIR": "off", "XDG_CACHE_HOME": str(off)})
+    assert r.returncode == 0, r.stderr
+    assert not off.exists()
+
+
 def test_rate_of_threshold_diverged_members_matches_theory():
     """Linear Euler stopped at the threshold: mean growth rate = 2 log|R| / h exactly."""
     spec = ox.SweepSpec(forms=("pre",), activations=("identity",), solvers=("euler",),

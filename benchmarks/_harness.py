@@ -3,7 +3,8 @@
 An implementation is an `Impl`: a name and a `make(problem) -> Prepared` function. `make`
 does the set-up that a user would do once (build arrays, jit), and returns `Prepared.run`,
 one full call of the workload. The harness times the first call (compile + run), then the
-steady state as the best of `repeats` further calls, then one more call under an RSS
+steady state as the best of at least `repeats` further calls (more, until they add up to a
+second, for short calls), then one more call under an RSS
 sampler for the peak memory. Adding an implementation is one function and one `Impl(...)`
 line in `_workloads.py`.
 """

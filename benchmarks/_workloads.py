@@ -140,7 +140,8 @@ class W2(Workload):
 
 def _flop_references(p: I.Problem, rounds: int) -> dict:
     """oscillax's W512 call and two matmul references, timed in alternating rounds (best of
-    each), so that load from other processes hits all three alike.
+    each, and the median over rounds of oscillax's ratio to each reference), so that load
+    from other processes hits all three alike.
 
     - `matmul`: a jitted square float32 `(n, n) @ (n, n)` jnp matmul, called repeatedly
       (as many FLOPs per timing as the oscillax call);

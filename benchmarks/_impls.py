@@ -143,18 +143,13 @@ def _monitored(B: int):
     the note says which."""
     import jax
 
-    from oscillax import _distributed
-    from oscillax._monitor import integrate_monitored, integrate_monitored_sharded
+    from oscillax import _distributed, _sweep
 
     place = _distributed.default_place()
     if place is None or B % place.device_count:
-        return (lambda *a: integrate_monitored(*a)), (lambda x, ax: x), "1 device"
-    mesh = place.mesh
-
-    def call(*a):
-        return integrate_monitored_sharded(*a, mesh=mesh, axis=_distributed.BATCH_AXIS)
-
-    return call, place, f"{place.device_count} {jax.default_backend()} devices"
+        return (lambda *a: _sweep.integrate(None, *a)), (lambda x, ax: x), "1 device"
+    note = f"{place.device_count} {jax.default_backend()} devices"
+    return (lambda *a: _sweep.integrate(place, *a)), place, note
 
 
 def oscillax_sweep_final(p: Problem) -> Prepared:

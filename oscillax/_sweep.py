@@ -168,6 +168,16 @@ def _chunk_inputs(spec: SweepSpec, chunk: Chunk, rows: pd.DataFrame, cases: _Cas
     return sel, A, X0, h.astype(dtype), steps.astype(np.int32), thr2
 
 
+def integrate(place, field, solver, X0, h, steps, thr2, **kw):
+    """The engine call of a sweep: `integrate_monitored` on JAX's default device when
+    `place` is None, else under `shard_map` over `place`'s mesh (each device runs its own
+    chunk in its own loop). `kw`: `check_every`, `samples`."""
+    if place is None:
+        return integrate_monitored(field, solver, X0, h, steps, thr2, **kw)
+    return integrate_monitored_sharded(field, solver, X0, h, steps, thr2, mesh=place.mesh,
+                                       axis=_distributed.BATCH_AXIS, **kw)
+
+
 def run_chunks(spec: SweepSpec, chunks: list[Chunk], rows: pd.DataFrame, cases: _CaseCache,
                place=None, slots: int = 1) -> list[pd.DataFrame]:
     """Integrate chunks of one compiled group in one call; return each chunk's rows.
@@ -198,12 +208,8 @@ def run_chunks(spec: SweepSpec, chunks: list[Chunk], rows: pd.DataFrame, cases: 
     else:
         Aj, X0j, hj, sj, tj = (jnp.asarray(x) for x in (A, X0, h, steps, thr2))
     field = eqx.tree_at(lambda f: f.A, template, Aj)
-    kw = dict(check_every=spec.check_every, samples=spec.samples)
-    if place is not None:  # each device runs its chunk in its own loop (shard_map)
-        out = integrate_monitored_sharded(field, FIXED_SOLVERS[c0.solver], X0j, hj, sj, tj,
-                                          mesh=place.mesh, axis=_distributed.BATCH_AXIS, **kw)
-    else:
-        out = integrate_monitored(field, FIXED_SOLVERS[c0.solver], X0j, hj, sj, tj, **kw)
+    out = integrate(place, field, FIXED_SOLVERS[c0.solver], X0j, hj, sj, tj,
+                    check_every=spec.check_every, samples=spec.samples)
     out = {k: np.asarray(v) for k, v in jax.device_get(out).items()}
     frames = []
     for i, (chunk, (sel, *_)) in enumerate(zip(chunks, ins)):

@@ -8,6 +8,7 @@ with $A^\\top = -A$. Identity $\\sigma$ gives the linear system in either form.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 
 import equinox as eqx
@@ -98,8 +99,71 @@ def _check_matrix(name: str, M, *, check_skew: bool) -> None:
                 )
 
 
-class AbstractSkewField(eqx.Module):
-    """Common parts of the two forms. Subclasses define `rhs` and `invariant`."""
+class AbstractField(eqx.Module):
+    """What the engine, the solvers and the analyses need of a vector field.
+
+    `rhs(X, t, args)` is $\\dot X$ for states laid out `(n, B)` (batch on the minor axis);
+    `jacobian(X, t, args)` is $\\partial f / \\partial x$ per member, `(n, n, B)`.
+    Solvers and analyses use only these, never the field's class.
+    """
+
+    @abc.abstractmethod
+    def rhs(self, X, t=0.0, args=None):
+        """$\\dot X$ for `X` of shape `(n, B)`."""
+
+    @abc.abstractmethod
+    def jacobian(self, X, t=0.0, args=None):
+        """$J_{ij} = \\partial f_i / \\partial x_j$ at each member of `X` `(n, B)`: `(n, n, B)`."""
+
+    @property
+    def is_affine(self) -> bool:
+        """True when $f$ is affine in x (Newton's method is then exact in one step)."""
+        return False
+
+    def __call__(self, t, x, args=None):
+        """$\\dot x$ for `x` of shape `(n,)` or `(..., n)` (diffrax ODETerm signature)."""
+        x = jnp.asarray(x)
+        X = x.reshape(-1, x.shape[-1]).T
+        return self.rhs(X, t, args).T.reshape(x.shape)
+
+
+class VectorField(AbstractField):
+    """Any vector field `f(t, x, args) -> dx/dt` on one state `(n,)` (diffrax's
+    convention), lifted to the `(n, B)` layout (vmap) with its Jacobian by forward-mode
+    autodiff, so fixed-step solvers and analyses can run on it.
+
+    ```python
+    lorenz = ox.VectorField(lambda t, x, a: jnp.stack([10 * (x[1] - x[0]),
+                            x[0] * (28 - x[2]) - x[1], x[0] * x[1] - 8 / 3 * x[2]]))
+    ```
+    """
+
+    fn: Callable = eqx.field(static=True)
+
+    def __init__(self, fn: Callable):
+        if not callable(fn):
+            raise ValueError(
+                f"`fn` must be a function f(t, x, args) -> dx/dt; got {type(fn).__name__}."
+            )
+        self.fn = fn
+
+    def rhs(self, X, t=0.0, args=None):
+        t = jnp.asarray(t)
+        if t.ndim == 0:
+            return jax.vmap(lambda x: self.fn(t, x, args), in_axes=1, out_axes=1)(X)
+        t = jnp.broadcast_to(jnp.reshape(t, (-1,)), X.shape[1:])
+        return jax.vmap(lambda ti, x: self.fn(ti, x, args), in_axes=(0, 1), out_axes=1)(t, X)
+
+    def jacobian(self, X, t=0.0, args=None):
+        t = jnp.broadcast_to(jnp.reshape(jnp.asarray(t), (-1,)), X.shape[1:])
+        jac = jax.vmap(lambda ti, x: jax.jacfwd(lambda y: self.fn(ti, y, args))(x),
+                       in_axes=(0, 1), out_axes=2)
+        return jac(t, X)
+
+
+class AbstractSkewField(AbstractField):
+    """Common parts of the two forms. Subclasses define `_rhs_with_input`,
+    `_jacobian_with_input`, `has_invariant` and `invariant`."""
 
     A: Float[Array, "n n"]
     activation: Activation
@@ -115,6 +179,10 @@ class AbstractSkewField(eqx.Module):
     def dtype(self):
         return self.A.dtype
 
+    @property
+    def is_affine(self) -> bool:
+        return self.activation.is_linear
+
     def _input(self, t, args):
         """Contribution $B u(t)$ as an `(n,)` vector, or None without a drive."""
         if self.input_matrix is None:
@@ -127,25 +195,32 @@ class AbstractSkewField(eqx.Module):
             )
         return self.input_matrix @ jnp.asarray(u, self.A.dtype)
 
-    def __call__(self, t, x, args=None):
-        """$\\dot x$ for `x` of shape `(n,)` or `(..., n)` (diffrax ODETerm signature)."""
-        x = jnp.asarray(x)
-        X = x.reshape(-1, x.shape[-1]).T
-        return self.rhs(X, t, args).T.reshape(x.shape)
-
+    @abc.abstractmethod
     def _rhs_with_input(self, X, inp):
-        raise NotImplementedError
+        """$\\dot X$ with the input term `inp` (`(n, 1)` or None) already evaluated."""
+
+    @abc.abstractmethod
+    def _jacobian_with_input(self, X, inp):
+        """`jacobian` with the input term already evaluated."""
 
     def rhs(self, X, t=0.0, args=None):
         """$\\dot X$ for states laid out `(n, B)` (batch on the minor axis)."""
         inp = self._input(t, args)
         return self._rhs_with_input(X, None if inp is None else inp[:, None])
 
-    def has_invariant(self) -> bool:
-        raise NotImplementedError
+    def jacobian(self, X, t=0.0, args=None):
+        """$\\partial \\dot x / \\partial x$ per member, `(n, n, B)`; A may be shared
+        `(n, n)` or per trajectory `(n, n, B)`."""
+        inp = self._input(t, args)
+        return self._jacobian_with_input(X, None if inp is None else inp[:, None])
 
+    @abc.abstractmethod
+    def has_invariant(self) -> bool:
+        """Whether `invariant` is a motion invariant of this field."""
+
+    @abc.abstractmethod
     def invariant(self, x):
-        raise NotImplementedError
+        """The motion invariant at states `(..., n)`."""
 
     def cell(self, x, u, dt):
         """One forward-Euler step with input `u`: the field as a discrete RNN cell.
@@ -248,6 +323,19 @@ class PreActivation(AbstractSkewField):
             out = out - self.gamma * X
         return out
 
+    def _jacobian_with_input(self, X, inp):
+        # J = diag(sigma'(z)) A - gamma I, z = Ax + b + Bu
+        Z = matvec(self.A, X)
+        if self.bias is not None:
+            Z = Z + self.bias[:, None]
+        if inp is not None:
+            Z = Z + inp
+        A3 = self.A[:, :, None] if self.A.ndim == 2 else self.A
+        J = self.activation.derivative(Z)[:, None, :] * A3
+        if not self.gamma_is_zero:
+            J = J - self.gamma * jnp.eye(X.shape[0], dtype=X.dtype)[:, :, None]
+        return jnp.broadcast_to(J, (*J.shape[:2], X.shape[1]))
+
     def has_invariant(self) -> bool:
         return self.input_matrix is None and self.gamma_is_zero
 
@@ -300,6 +388,11 @@ class PostActivation(AbstractSkewField):
             out = out + inp
         return out
 
+    def _jacobian_with_input(self, X, inp):
+        # J = A diag(sigma'(x)); the bias and the input do not depend on x
+        A3 = self.A[:, :, None] if self.A.ndim == 2 else self.A
+        return A3 * self.activation.derivative(X)[None, :, :]
+
     def has_invariant(self) -> bool:
         return self.input_matrix is None and self.bias is None
 
@@ -315,3 +408,15 @@ class PostActivation(AbstractSkewField):
             )
         x = jnp.asarray(x)
         return jnp.sum(self.activation.antiderivative(x), axis=-1)
+
+
+FORMS: dict[str, type[AbstractSkewField]] = {"pre": PreActivation, "post": PostActivation}
+"""The two forms by name, in the order sweeps list them."""
+
+
+def get_form(name: str) -> type[AbstractSkewField]:
+    """The field class of a form name (`"pre"` or `"post"`)."""
+    try:
+        return FORMS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"`form` must be one of {', '.join(map(repr, FORMS))}; got {name!r}.")

@@ -16,7 +16,7 @@ import diffrax
 import equinox as eqx
 import jax.numpy as jnp
 
-from ._field import SMALL_N, AbstractSkewField, PreActivation, matvec
+from ._field import SMALL_N, AbstractField
 
 
 class AbstractFixedSolver(eqx.Module):
@@ -26,7 +26,7 @@ class AbstractFixedSolver(eqx.Module):
     order: eqx.AbstractClassVar[int]
 
     @abc.abstractmethod
-    def step(self, field: AbstractSkewField, t, X, h, args=None):
+    def step(self, field: AbstractField, t, X, h, args=None):
         """Advance `X` `(n, B)` from `t` by `h` (scalar or `(B,)`)."""
 
     @abc.abstractmethod
@@ -133,39 +133,18 @@ class ImplicitMidpoint(AbstractFixedSolver):
         return (1 + z / 2) / (1 - z / 2)
 
     def step(self, field, t, X, h, args=None):
-        if field.input_matrix is not None:
-            inp = field._input(t + 0.5 * h, args)[:, None]
-        else:
-            inp = None
-        f = lambda Z: field._rhs_with_input(Z, inp)
-        act = field.activation
-        A = field.A
         n, B = X.shape
-        A3 = A[:, :, None] if A.ndim == 2 else A  # (n, n, 1 or B)
         half_h = 0.5 * h  # scalar, or (1, B) for per-trajectory steps
         half_h3 = half_h if jnp.ndim(half_h) == 0 else jnp.reshape(half_h, (1, 1, -1))
+        tm = t + half_h  # the field (its input) is evaluated at the midpoint in time
         eye = jnp.eye(n, dtype=X.dtype)[:, :, None]
-        iters = 1 if act.is_linear else self.newton_iters
-        Z = X + half_h * f(X)
-        if act.is_linear:
-            Z = X  # Newton from X is exact in one step for a linear field
+        linear = field.is_affine
+        iters = 1 if linear else self.newton_iters
+        # Newton from X is exact in one step for a linear field
+        Z = X if linear else X + half_h * field.rhs(X, tm, args)
         for _ in range(iters):
-            G = Z - X - half_h * f(Z)
-            if isinstance(field, PreActivation):
-                pre = matvec(A, Z)
-                if field.bias is not None:
-                    pre = pre + field.bias[:, None]
-                if inp is not None:
-                    pre = pre + inp
-                D = act.derivative(pre)  # (n, B)
-                J = D[:, None, :] * A3  # J_ij = d_i A_ij
-                gamma = field.gamma
-                if not (isinstance(gamma, float) and gamma == 0.0):
-                    J = J - gamma * eye
-            else:
-                D = act.derivative(Z)
-                J = A3 * D[None, :, :]  # J_ij = A_ij d_j
-            M = eye - half_h3 * J
+            G = Z - X - half_h * field.rhs(Z, tm, args)
+            M = eye - half_h3 * field.jacobian(Z, tm, args)
             if n <= SMALL_N // 2:
                 dZ = _solve_small(jnp.broadcast_to(M, (n, n, B)), G)
             else:

@@ -23,7 +23,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -m "not slow" tests
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check oscillax tests benchmarks
+	$(VENV)/bin/ruff check oscillax tests benchmarks notebooks
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

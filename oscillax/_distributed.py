@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -272,7 +273,7 @@ class Coordination:
             if self.index != 0:
                 msg = self.client.blocking_key_value_get(f"{self.key}/start", 60_000)
                 if msg != "ok":
-                    from ._store import RunDirError
+                    from ._sweep._store import RunDirError
 
                     raise RunDirError(f"process 0 could not prepare the run directory: {msg}")
         elif self.index == 0:
@@ -301,7 +302,7 @@ class Coordination:
 def _wait_for_run_info(run: Path, fingerprint: str | None) -> None:
     import json
 
-    from . import _store
+    from ._sweep import _store
 
     t0 = time.monotonic()
     while True:
@@ -322,7 +323,7 @@ def _wait_for_run_info(run: Path, fingerprint: str | None) -> None:
 
 
 def _check_shared(run: Path, index: int) -> None:
-    from . import _store
+    from ._sweep import _store
 
     if not (run / _store.RUN_FILE).is_file():
         raise _store.RunDirError(
@@ -333,7 +334,7 @@ def _check_shared(run: Path, index: int) -> None:
 
 def wait_for_parts(run: Path, expected: set[int]) -> None:
     """Wait until every expected part is visible (other hosts' files on a shared FS)."""
-    from . import _store
+    from ._sweep import _store
 
     t0 = time.monotonic()
     while True:
@@ -371,4 +372,19 @@ def describe() -> dict:
         "jax": jax.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
     }
+
+
+def versions() -> dict:
+    """Versions of oscillax and the libraries its numbers depend on (None: not installed)."""
+    import importlib.metadata as md
+
+    out = {}
+    for p in ("oscillax", "jax", "jaxlib", "diffrax", "equinox", "numpy", "pandas"):
+        try:
+            out[p] = md.version(p)
+        except md.PackageNotFoundError:
+            out[p] = None
+    return out

@@ -1,9 +1,9 @@
 """`simulate`: integrate a skew field from one state or a batch, with per-member divergence.
 
-Fixed-step solvers run in oscillax's own engine: a `lax.scan` over the steps with the batch
-on the minor axis `(n, B)`, divergence checks (one per run of `CHECK_EVERY` steps, redone
-step by step when a member crossed) that freeze a diverged member at its exact step and let
-the others go on. Adaptive solvers (tsit5, dopri5, dopri8) are diffrax's.
+Fixed-step solvers run in oscillax's own engine (`_engine.run_path`): scans over blocks of
+`CHECK_EVERY` steps with the batch on the minor axis `(n, B)` and one divergence test per
+block, redone step by step when a member crossed, which freezes a diverged member at its
+exact step and lets the others go on. Adaptive solvers (tsit5, dopri5, dopri8) are diffrax's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._field import AbstractSkewField, sqnorm
+from ._engine import CHECK_EVERY as CHECK_EVERY
+from ._engine import exceeds, inverse_threshold, run_path
+from ._field import AbstractSkewField
 from ._solver import ADAPTIVE_SOLVERS, AbstractFixedSolver, get_solver
 
 
@@ -145,130 +147,13 @@ def _step_count(dt, steps, t1):
     return max(full, 1), None
 
 
-def _inverse_threshold(x0b, divergence_threshold, divergence_floor, dtype):
-    """$1 / (\\text{threshold} \\cdot \\max(\\|x_0\\|, \\text{floor}))$ per member, `(B,)`.
-
-    The divergence test is $\\|x \\cdot \\text{inv}\\|^2 \\le 1$: scaled first, so it neither
-    overflows for huge (finite) states nor lets an overflowed threshold (inf) pass every
-    finite state. An infinite threshold gives inv = 0: only non-finite states count then.
-    """
-    s = jnp.max(jnp.abs(x0b), axis=-1)
-    safe = jnp.where(s > 0, s, 1.0)
-    norm0 = s * jnp.sqrt(jnp.sum((x0b / safe[:, None]) ** 2, axis=-1))
-    thr = divergence_threshold * jnp.maximum(norm0, divergence_floor)
-    return (1.0 / thr).astype(dtype)
-
-
-def _is_bad(X, inv_thr, axis):
-    """Non-finite, or norm past the threshold; NaN compares False, so it counts as bad."""
-    Y = X * jnp.expand_dims(inv_thr, axis)
-    # (n, B) layout: a sum of rows fuses into the step (a reduction would be its own kernel)
-    nrm2 = sqnorm(Y) if axis == 0 else jnp.sum(Y * Y, axis=axis)
-    return ~(nrm2 <= 1.0)
-
-
-CHECK_EVERY = 16
-"""Steps between divergence tests of the fixed-step engine (see `_run_fixed`)."""
-
-
-def _advance(field, solver, k, X, dt, last, args, steps):
-    """Step k -> k + 1 (the last step is `last` long when t1 is not a multiple of dt)."""
-    t = k.astype(X.dtype) * dt
-    h = dt if last is None else jnp.where(k == steps - 1, last, dt)
-    return solver.step(field, t, X, h, args)
-
-
-def _run_checked(field, X, alive, div_at, k0, dt, last, inv_thr, args, *, solver, steps,
-                 length):
-    """`length` steps from k0 with the divergence test after every step: a member that
-    goes past the threshold is frozen at its last good state, its step recorded."""
-
-    def one_step(i, carry):
-        X, alive, div_at = carry
-        Xn = _advance(field, solver, k0 + i, X, dt, last, args, steps)
-        bad = _is_bad(Xn, inv_thr, 0)
-        div_at = jnp.where(bad & alive, k0 + i + 1, div_at)
-        alive = alive & ~bad
-        return jnp.where(alive[None, :], Xn, X), alive, div_at
-
-    return jax.lax.fori_loop(0, length, one_step, (X, alive, div_at))
-
-
-@eqx.filter_custom_jvp
-def _run(field, X, alive, div_at, k0, dt, last, inv_thr, args, *, solver, steps, length):
-    """What `_run_checked` returns, with one test after the `length` steps instead of one
-    per step; only when a live member went past the threshold are they redone with the
-    per-step test (`lax.cond`: rare, once per divergence). Differentiated as
-    `_run_checked` (the custom JVP below): the same values, and no `cond` for
-    reverse-mode autodiff to carry."""
-    kw = dict(solver=solver, steps=steps, length=length)
-    if length == 1:
-        return _run_checked(field, X, alive, div_at, k0, dt, last, inv_thr, args, **kw)
-    Xn = jax.lax.fori_loop(
-        0, length, lambda i, X: _advance(field, solver, k0 + i, X, dt, last, args, steps), X
-    )
-    newly = _is_bad(Xn, inv_thr, 0) & alive
-    return jax.lax.cond(
-        jnp.any(newly),
-        lambda: _run_checked(field, X, alive, div_at, k0, dt, last, inv_thr, args, **kw),
-        lambda: (jnp.where(alive[None, :], Xn, X), alive, div_at),
-    )
-
-
-@_run.def_jvp
-def _run_jvp(primals, tangents, *, solver, steps, length):
-    def checked(*p):
-        return _run_checked(*p, solver=solver, steps=steps, length=length)
-
-    return eqx.filter_jvp(checked, primals, tangents)
-
-
 @eqx.filter_jit
 def _run_fixed(field, solver, X0, dt, inv_thr, args, *, steps, save_every, last_h):
-    """Engine: returns saved states `(T, n, B)`, status, diverged_at.
-
-    Between saves, runs of up to `CHECK_EVERY` steps go with no test inside and one test at
-    their end (`_run`); a run in which a live member went past the threshold is redone with
-    the test after every step, so the step of divergence and the frozen state are those of
-    a per-step test. (A member that crosses the threshold and comes back below it within
-    one run, a million-fold swing at the default threshold, is not caught.) All trip
-    counts are static, so the loops lower to scans, which reverse-mode autodiff supports."""
-    B = X0.shape[1]
-    dtype = X0.dtype
-    dt = jnp.asarray(dt, dtype)
-    last = None if last_h is None else jnp.asarray(last_h, dtype)
-
-    def span(carry, k0, length: int):
-        """`length` (static) steps from k0, in runs of CHECK_EVERY and one shorter."""
-
-        def run(carry, k, n):
-            return _run(field, *carry, k, dt, last, inv_thr, args, solver=solver, steps=steps,
-                        length=n)
-
-        n_runs, rem = divmod(length, CHECK_EVERY)
-        if n_runs:
-            carry = jax.lax.fori_loop(
-                0, n_runs, lambda r, c: run(c, k0 + r * CHECK_EVERY, CHECK_EVERY), carry
-            )
-        if rem:
-            carry = run(carry, k0 + n_runs * CHECK_EVERY, rem)
-        return carry
-
-    def block(carry, k0):
-        carry = span(carry, k0, save_every)
-        return carry, carry[0]
-
-    init = (X0, jnp.ones((B,), bool), jnp.full((B,), -1, jnp.int32))
-    n_blocks, rem = divmod(steps, save_every)
-    starts = jnp.arange(n_blocks, dtype=jnp.int32) * save_every
-    carry, saved = jax.lax.scan(block, init, starts)
-    parts = [X0[None], saved]
-    if rem:
-        carry = span(carry, jnp.int32(n_blocks * save_every), rem)
-        parts.append(carry[0][None])
-    _, alive, div_at = carry
+    """Saved states `(T, n, B)`, status and diverged_at from the engine (`run_path`)."""
+    saved, alive, div_at = run_path(field, solver, X0, dt, inv_thr, args, steps=steps,
+                                    save_every=save_every, last_h=last_h)
     status = jnp.where(alive, Status.OK, Status.DIVERGED).astype(jnp.int32)
-    return jnp.concatenate(parts, axis=0), status, div_at
+    return saved, status, div_at
 
 
 @eqx.filter_jit
@@ -350,7 +235,7 @@ def simulate(
     x0b = x0b.astype(dtype)
     if not _concrete(dt):
         dt = eqx.error_if(dt, ~(dt > 0) | ~jnp.isfinite(dt), "`dt` must be positive and finite")
-    inv_thr = _inverse_threshold(x0b, divergence_threshold, divergence_floor, dtype)
+    inv_thr = inverse_threshold(x0b, divergence_threshold, divergence_floor, dtype)
 
     k_saved = list(range(0, n_steps + 1, save_every))
     if k_saved[-1] != n_steps:
@@ -374,7 +259,7 @@ def simulate(
         # diffrax fills the saves it never reached with inf when it gives up (max_steps):
         # those are a solver failure, not a divergence.
         unreached = ~ok[:, None] & jnp.all(jnp.isinf(xs), axis=-1)
-        bad = _is_bad(xs, inv_thr[:, None], -1) & ~unreached  # (B, T)
+        bad = exceeds(xs, inv_thr[:, None], -1) & ~unreached  # (B, T)
         any_bad = jnp.any(bad, axis=1)
         first = jnp.argmax(bad, axis=1)
         div_at = jnp.where(any_bad, jnp.asarray(k_saved, jnp.int32)[first], -1)

@@ -58,12 +58,12 @@ def test_blocks_match_the_full_path(activation, check_every):
     if activation == "identity":  # Euler grows the linear system: members diverge
         assert sum(e["div_at"] >= 0 for e in exp) >= 3
     for b, e in enumerate(exp):
-        assert int(out["diverged_at"][b]) == e["div_at"], b
-        assert int(out["n_up"][b]) == e["n_up"], b
-        assert float(out["t_first"][b]) == pytest.approx(e["t_first"]), b
-        assert float(out["t_last"][b]) == pytest.approx(e["t_last"]), b
-        np.testing.assert_allclose(np.asarray(out["X"][:, b]), e["final"], rtol=1e-12)
-        assert float(out["max_norm"][b]) == pytest.approx(e["max_norm"], rel=1e-12), b
+        assert int(out.diverged_at[b]) == e["div_at"], b
+        assert int(out.n_up[b]) == e["n_up"], b
+        assert float(out.t_first[b]) == pytest.approx(e["t_first"]), b
+        assert float(out.t_last[b]) == pytest.approx(e["t_last"]), b
+        np.testing.assert_allclose(np.asarray(out.X[:, b]), e["final"], rtol=1e-12)
+        assert float(out.max_norm[b]) == pytest.approx(e["max_norm"], rel=1e-12), b
 
 
 def test_a_member_does_not_depend_on_its_batch():
@@ -79,12 +79,12 @@ def test_a_member_does_not_depend_on_its_batch():
     for b in (0, 4, 8):
         one = integrate_monitored(field, FIXED_SOLVERS["euler"], x0[b:b + 1].T, h[b:b + 1],
                                   steps[b:b + 1], thr2[b:b + 1], **kw)
-        np.testing.assert_array_equal(np.asarray(one["sums"][:, 0]),
-                                      np.asarray(full["sums"][:, b]))
-        assert float(one["max_drift"][0]) == float(full["max_drift"][b])
+        np.testing.assert_array_equal(np.asarray(one.sums[:, 0]),
+                                      np.asarray(full.sums[:, b]))
+        assert float(one.max_drift[0]) == float(full.max_drift[b])
     # the sample points: every steps // samples steps (a multiple of the block length when
     # longer than it), and the last step; so at least `samples` of them
-    sums = np.asarray(full["sums"], np.float64)
+    sums = np.asarray(full.sums, np.float64)
     for b, s in enumerate(np.asarray(steps)):
         period = s // 8
         period = period // 16 * 16 if period >= 16 else max(period, 1)

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ._activation import ACTIVATIONS
-from ._monitor import Thresholds
-from ._solver import ADAPTIVE_SOLVERS, FIXED_SOLVERS
+from .._activation import ACTIVATIONS
+from .._classify import Thresholds
+from .._solver import ADAPTIVE_SOLVERS, FIXED_SOLVERS
 
 FORMS = ("pre", "post")
 

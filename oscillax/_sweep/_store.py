@@ -29,6 +29,9 @@ PARTS_DIR = "parts"
 RESULTS_FILE = "results.parquet"
 SUMMARY_FILE = "summary.json"
 FIGURES_DIR = "figures"
+# Version 2: one program per (dim, solver); chunks mix forms and activations, so a run's
+# chunks differ from version 1's.
+FORMAT_VERSION = 2
 
 
 class RunDirError(ValueError):
@@ -39,26 +42,37 @@ def part_path(run: Path, chunk: int) -> Path:
     return run / PARTS_DIR / f"part-{chunk:05d}.parquet"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, write) -> None:
+    """`write(tmp_path)`, fsync, then rename onto `path`: the file is complete or absent."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
+    write(tmp)
+    with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda p: Path(p).write_bytes(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def write_table(path: Path, df: pd.DataFrame) -> None:
+    atomic_write(path, lambda p: df.to_parquet(p, index=False))
+
+
 def write_part(run: Path, chunk: int, df: pd.DataFrame) -> None:
-    path = part_path(run, chunk)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    df.to_parquet(tmp, index=False)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_table(part_path(run, chunk), df)
+
+
+def write_results(run: Path, df: pd.DataFrame) -> None:
+    write_table(run / RESULTS_FILE, df)
+
+
+def write_summary(run: Path, summary: dict) -> None:
+    atomic_write_text(run / SUMMARY_FILE, json.dumps(summary, indent=2))
 
 
 def done_chunks(run: Path) -> set[int]:
@@ -106,3 +120,33 @@ def read_run_info(run: Path) -> dict:
             "with --out instead."
         )
     return json.loads(f.read_text())
+
+
+def create(run: Path, spec, chunk_size: int, spec_text: str, *, force: bool) -> None:
+    """A new run directory for `spec` (process 0 only; the others wait for it)."""
+    prepare_new(run, force=force)
+    write_run_info(run, {
+        "spec_fingerprint": spec.fingerprint(),
+        "chunk_size": int(chunk_size),
+        "n_trajectories": spec.n_trajectories,
+        "format": FORMAT_VERSION,
+    }, spec_text)
+
+
+def reopen(run: Path):
+    """The spec and chunk size of an unfinished run, checked against what wrote it."""
+    from ._spec import SweepSpec
+
+    info = read_run_info(run)
+    if int(info.get("format", 1)) != FORMAT_VERSION:
+        raise RunDirError(
+            f"{str(run)!r} was written by run format {info.get('format', 1)}, this version "
+            f"writes format {FORMAT_VERSION}; start a new run instead of resuming."
+        )
+    spec = SweepSpec.from_toml(run / SPEC_FILE)
+    if spec.fingerprint() != info["spec_fingerprint"]:
+        raise RunDirError(
+            f"the spec in {str(run)!r} no longer matches the run that wrote it "
+            "(fingerprint changed); start a new run instead of resuming."
+        )
+    return spec, int(info["chunk_size"])

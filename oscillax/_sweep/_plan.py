@@ -1,0 +1,114 @@
+"""The plan of a sweep: the grid of trajectories and its deterministic cut into chunks.
+
+One compiled program serves every (form, activation) of a dimension and solver
+(`BatchField`), so a group holds all trajectories of one (dim, solver). Inside a group,
+trajectories are sorted by step count, so a chunk's loop runs about as many steps as its
+members need: total work is about the sum of the trajectories' steps, not the max step
+count times the number of cases. Chunks depend only on the spec and the chunk size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+from .._field import SMALL_N
+from ._spec import SweepSpec
+
+AXES = ("form", "activation", "solver", "dt", "dim", "amplitude", "seed")
+
+
+def grid(spec: SweepSpec) -> pd.DataFrame:
+    """One row per trajectory: the sweep axes, its step count and a stable `traj_id`."""
+    cols = np.meshgrid(
+        np.arange(len(spec.forms)), np.arange(len(spec.activations)),
+        np.arange(len(spec.solvers)), np.arange(len(spec.dts)), np.arange(len(spec.dims)),
+        np.arange(len(spec.amplitudes)), np.arange(spec.seeds), indexing="ij",
+    )
+    f, a, s, d, n, amp, seed = (c.ravel() for c in cols)
+    df = pd.DataFrame({
+        "traj_id": np.arange(f.size, dtype=np.int64),
+        "form": np.asarray(spec.forms, object)[f],
+        "activation": np.asarray(spec.activations, object)[a],
+        "solver": np.asarray(spec.solvers, object)[s],
+        "dt": np.asarray(spec.dts)[d],
+        "dim": np.asarray(spec.dims, np.int64)[n],
+        "amplitude": np.asarray(spec.amplitudes)[amp],
+        "seed": seed.astype(np.int64),
+    })
+    df["steps"] = np.asarray([spec.steps_for(float(x)) for x in spec.dts], np.int64)[d]
+    return df
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """Trajectories integrated together in one compiled call (padded to `width`)."""
+
+    index: int
+    dim: int
+    solver: str
+    traj_ids: np.ndarray  # (<= width,)
+    width: int
+    seed: int | None = None  # the one seed of a chunk whose A is shared (dim > SMALL_N)
+
+    @property
+    def program(self) -> tuple:
+        """What fixes the compiled program (chunks with equal keys share it)."""
+        return (self.dim, self.solver, self.width)
+
+
+def group_chunk_size(steps: np.ndarray, chunk_size: int, pieces: int = 8) -> int:
+    """Chunk size for one compiled group: `chunk_size`, or smaller when step counts vary.
+
+    A chunk runs until its longest member is done, so when a group mixes step counts (a
+    fixed-horizon sweep over dt) it is cut into at least `pieces` chunks sorted by step
+    count; the work is then close to the sum of the members' steps.
+    """
+    if steps.size == 0 or steps.max() <= 2 * steps.min():
+        return chunk_size
+    return max(1, min(chunk_size, -(-steps.size // pieces)))
+
+
+def plan(spec: SweepSpec, chunk_size: int) -> list[Chunk]:
+    """Deterministic chunking: groups by compiled program, then by step count."""
+    if chunk_size < 1:
+        raise ValueError(f"`chunk_size` must be >= 1; got {chunk_size}.")
+    g = grid(spec)
+    chunks: list[Chunk] = []
+    for (dim, sol), sub in g.groupby(["dim", "solver"], sort=False):
+        # Large n: one shared A per chunk (a real matmul), so chunks don't mix seeds.
+        parts = ([(None, sub)] if dim <= SMALL_N
+                 else [(int(s), p) for s, p in sub.groupby("seed", sort=True)])
+        for seed, part in parts:
+            part = part.sort_values(["steps", "traj_id"], ascending=[False, True], kind="stable")
+            ids = part["traj_id"].to_numpy()
+            size = group_chunk_size(part["steps"].to_numpy(), chunk_size)
+            for start in range(0, ids.size, size):
+                chunks.append(Chunk(len(chunks), int(dim), sol, ids[start:start + size], size,
+                                    seed))
+    return chunks
+
+
+def iter_chunks(chunks: list[Chunk], skip: set[int], process_index: int = 0,
+                process_count: int = 1) -> Iterator[Chunk]:
+    """This process's share of the chunks, less those already done."""
+    for c in chunks:
+        if c.index % process_count == process_index and c.index not in skip:
+            yield c
+
+
+def side_by_side(todo: list[Chunk], slots: int) -> Iterator[list[Chunk]]:
+    """Consecutive chunks that one call can run side by side (one per device): the same
+    compiled program, and the same seed where A is shared."""
+    key = lambda c: (c.program, c.seed)
+    batch: list[Chunk] = []
+    for c in todo:
+        if batch and (len(batch) == slots or key(c) != key(batch[0])):
+            yield batch
+            batch = []
+        batch.append(c)
+    if batch:
+        yield batch

@@ -28,21 +28,25 @@ except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source che
     __version__ = "0+unknown"
 
 # fitting, sweeps and theory
+from ._classify import STATUS_NAMES as STATUS_NAMES
+from ._classify import Thresholds as Thresholds
+from ._classify import TrajectoryClass as TrajectoryClass
 from ._fit import FitResult as FitResult
 from ._fit import SkewGenerator as SkewGenerator
 from ._fit import fit as fit
 from ._fit import load_fit as load_fit
 from ._fit import spectral_peaks as spectral_peaks
-from ._monitor import STATUS_NAMES as STATUS_NAMES
-from ._monitor import Thresholds as Thresholds
-from ._monitor import TrajectoryClass as TrajectoryClass
-from ._spec import SpecError as SpecError
-from ._spec import SweepSpec as SweepSpec
+
+
 from ._sweep import SweepResult as SweepResult
 from ._sweep import case as sweep_case  # noqa: F401  (public: ox.sweep_case)
 from ._sweep import load_sweep as load_sweep
 from ._sweep import sweep as sweep
+from ._sweep._spec import SpecError as SpecError
+from ._sweep._spec import SweepSpec as SweepSpec
 from ._theory import amplification as amplification
 from ._theory import euler_growth as euler_growth
+from ._theory import gamma_band as gamma_band
+from ._theory import gamma_star as gamma_star
 from ._theory import growth_rate as growth_rate
 from ._theory import stability_limit as stability_limit

@@ -74,7 +74,10 @@ def advance(field, solver, X, k0, h, length, args=None, *, observe=None, obs=Non
         Xn = solver.step(field, (k0 + j).astype(X.dtype) * h, X, h, args)
         return Xn, (o if observe is None else observe(o, Xn))
 
-    X, obs = jax.lax.fori_loop(0, length, step, (X, obs))
+    if isinstance(length, int) and length == 1:  # no loop for a single static step
+        X, obs = step(0, (X, obs))
+    else:
+        X, obs = jax.lax.fori_loop(0, length, step, (X, obs))
     return X if observe is None else (X, obs)
 
 
@@ -160,14 +163,15 @@ def _span(field, solver, carry, k0, length: int, dt, last, inv_thr, args, steps,
 
 
 def run_path(field, solver, X0, dt, inv_thr, args, *, steps: int, save_every: int,
-             last_h=None, check: bool = True):
+             last_h=None, check: bool = True, unroll: int = 1):
     """Integrate `X0` `(n, B)` for `steps` (static) steps and save every `save_every`-th
     state (and the last).
 
     **Returns:** `(saved (T, n, B), alive (B,), diverged_at (B,))`. With `check=False`
-    there is no divergence test (a plain scan: what `fit` differentiates); otherwise a
-    member past the threshold is frozen at its exact step. All trip counts are static, so
-    the loops lower to scans, which reverse-mode autodiff supports.
+    there is no divergence test (a plain scan: what `fit` differentiates; `unroll` is the
+    scan's over saves); otherwise a member past the threshold is frozen at its exact step.
+    All trip counts are static, so the loops lower to scans, which reverse-mode autodiff
+    supports.
     """
     B = X0.shape[1]
     dtype = X0.dtype
@@ -182,7 +186,7 @@ def run_path(field, solver, X0, dt, inv_thr, args, *, steps: int, save_every: in
     init = (X0, jnp.ones((B,), bool), jnp.full((B,), -1, jnp.int32))
     n_blocks, rem = divmod(steps, save_every)
     starts = jnp.arange(n_blocks, dtype=jnp.int32) * save_every
-    carry, saved = jax.lax.scan(saved_block, init, starts)
+    carry, saved = jax.lax.scan(saved_block, init, starts, unroll=unroll)
     parts = [X0[None], saved]
     if rem:
         carry = _span(field, solver, carry, jnp.int32(n_blocks * save_every), rem, dt, last,

@@ -31,10 +31,12 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def matvec(A, X):
-    """$A X$ for X laid out `(n, B)`; A is shared `(n, n)` or per trajectory `(n, n, B)`."""
+def matvec(A, X, dense: bool = False):
+    """$A X$ for X laid out `(n, B)`; A is shared `(n, n)` or per trajectory `(n, n, B)`.
+    `dense`: always one matrix product (fewest operations for a few states, e.g. a fit's
+    single state per restart, forward and backward)."""
     n = X.shape[0]
-    if n <= SMALL_N:
+    if n <= SMALL_N and not dense:
         if A.ndim == 2:
             out = A[:, 0:1] * X[0:1, :]
             for j in range(1, n):
@@ -170,6 +172,7 @@ class AbstractSkewField(AbstractField):
     bias: Float[Array, " n"] | None
     input_matrix: Float[Array, "n m"] | None
     drive: Callable | None = eqx.field(static=True)
+    dense: bool = eqx.field(static=True)
 
     @property
     def n(self) -> int:
@@ -182,6 +185,17 @@ class AbstractSkewField(AbstractField):
     @property
     def is_affine(self) -> bool:
         return self.activation.is_linear
+
+    def member_spec(self, axis: str):
+        """`PartitionSpec`s of this field's arrays for a batch sharded over mesh axis
+        `axis`: a per-trajectory A `(n, n, B)` is split with the batch, the rest
+        replicated."""
+        from jax.sharding import PartitionSpec as P
+
+        specs = jax.tree.map(lambda _: P(), eqx.filter(self, eqx.is_array))
+        if self.A.ndim == 3:
+            specs = eqx.tree_at(lambda f: f.A, specs, P(None, None, axis))
+        return specs
 
     def _input(self, t, args):
         """Contribution $B u(t)$ as an `(n,)` vector, or None without a drive."""
@@ -236,7 +250,7 @@ class AbstractSkewField(AbstractField):
         return (X + dt * dX).T.reshape(x.shape)
 
 
-def _common_init(self, A, activation, bias, input_matrix, drive, check_skew):
+def _common_init(self, A, activation, bias, input_matrix, drive, check_skew, dense=False):
     A = jnp.asarray(A)
     if jnp.issubdtype(A.dtype, jnp.integer) or jnp.issubdtype(A.dtype, jnp.bool_):
         A = A.astype(jnp.result_type(float))  # (complex is rejected below, not truncated)
@@ -263,6 +277,9 @@ def _common_init(self, A, activation, bias, input_matrix, drive, check_skew):
     self.bias = bias
     self.input_matrix = input_matrix
     self.drive = drive
+    if not isinstance(dense, bool):
+        raise ValueError(f"`dense` must be True or False; got {dense!r}.")
+    self.dense = dense
 
 
 class PreActivation(AbstractSkewField):
@@ -275,6 +292,8 @@ class PreActivation(AbstractSkewField):
     - `gamma`: diffusion $\\gamma \\ge 0$ (AntisymmetricRNN's damping).
     - `input_matrix`, `drive`: optional external input $B u(t)$, `B` of shape `(n, m)` and
       `drive(t) -> (m,)` (or pass u as diffrax `args`).
+    - `dense`: compute $Ax$ as one matrix product even for small n (default: unrolled
+      rows, fastest for a wide batch; a product is fastest for one or a few states).
 
     The motion invariant (for $\\gamma = 0$, no input) is $I(x) = \\sum_i \\Phi((Ax + b)_i)$,
     because $y = Ax + b$ obeys $\\dot y = A\\sigma(y)$.
@@ -300,8 +319,9 @@ class PreActivation(AbstractSkewField):
         input_matrix=None,
         drive=None,
         check_skew: bool = True,
+        dense: bool = False,
     ):
-        _common_init(self, A, activation, bias, input_matrix, drive, check_skew)
+        _common_init(self, A, activation, bias, input_matrix, drive, check_skew, dense)
         if _is_concrete(gamma):
             g = np.asarray(gamma)
             if g.shape != () or not np.isfinite(g) or g < 0:
@@ -313,7 +333,7 @@ class PreActivation(AbstractSkewField):
         self.gamma_is_zero = isinstance(gamma, float) and gamma == 0.0
 
     def _rhs_with_input(self, X, inp):
-        Z = matvec(self.A, X)
+        Z = matvec(self.A, X, self.dense)
         if self.bias is not None:
             Z = Z + self.bias[:, None]
         if inp is not None:
@@ -325,7 +345,7 @@ class PreActivation(AbstractSkewField):
 
     def _jacobian_with_input(self, X, inp):
         # J = diag(sigma'(z)) A - gamma I, z = Ax + b + Bu
-        Z = matvec(self.A, X)
+        Z = matvec(self.A, X, self.dense)
         if self.bias is not None:
             Z = Z + self.bias[:, None]
         if inp is not None:
@@ -353,7 +373,7 @@ class PreActivation(AbstractSkewField):
         if self.activation.is_linear and self.bias is None:
             return 0.5 * jnp.sum(x * x, axis=-1)
         X = x.reshape(-1, x.shape[-1]).T
-        Z = matvec(self.A, X)
+        Z = matvec(self.A, X, self.dense)
         if self.bias is not None:
             Z = Z + self.bias[:, None]
         return rowsum(self.activation.antiderivative(Z)).reshape(x.shape[:-1])
@@ -377,11 +397,12 @@ class PostActivation(AbstractSkewField):
         input_matrix=None,
         drive=None,
         check_skew: bool = True,
+        dense: bool = False,
     ):
-        _common_init(self, A, activation, bias, input_matrix, drive, check_skew)
+        _common_init(self, A, activation, bias, input_matrix, drive, check_skew, dense)
 
     def _rhs_with_input(self, X, inp):
-        out = matvec(self.A, self.activation.fn(X))
+        out = matvec(self.A, self.activation.fn(X), self.dense)
         if self.bias is not None:
             out = out + self.bias[:, None]
         if inp is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._monitor import STATUS_NAMES
+from ._classify import STATUS_NAMES
 
 STATUS_MARK = {
     "conserved": ("o", "#1b9e77"),
@@ -125,24 +125,17 @@ def summary_figure(table: pd.DataFrame, path: Path):
     return path
 
 
-def drift_figure(activations, path: Path, *, dt: float = 0.05, t1: float = 100.0,
-                 solver: str = "euler", form: str = "post"):
-    """Relative invariant drift over time, 2D, x0 = (1, 0), for each activation."""
-    import jax.numpy as jnp
+def drift_figure(paths: dict, path: Path, *, dt: float, solver: str, form: str):
+    """Relative invariant drift over time, 2D, x0 = (1, 0), for each activation.
 
-    from ._field import PostActivation, PreActivation
-    from ._skew import skew_from_frequencies
-    from ._solve import simulate
-
+    `paths`: `{"ts": (T,), "invariant": {activation: (T,)}}` (`_sweep._examples`)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    A = skew_from_frequencies([1.0])
-    cls = PostActivation if form == "post" else PreActivation
-    for act in activations:
-        tr = simulate(cls(A, act), jnp.array([1.0, 0.0]), dt=dt, t1=t1, solver=solver,
-                      save_every=max(1, int(0.5 / dt)))
-        d = np.asarray(tr.invariant_drift())
-        ax.plot(np.asarray(tr.ts)[1:], np.maximum(d[1:], 1e-12), label=act, lw=1.2)
+    ts = np.asarray(paths["ts"])
+    for act, inv in paths["invariant"].items():
+        inv = np.asarray(inv, np.float64)
+        d = np.abs(inv - inv[0]) / max(abs(inv[0]), 1e-30)
+        ax.plot(ts[1:], np.maximum(d[1:], 1e-12), label=act, lw=1.2)
     ax.set_yscale("log")
     ax.set_xlabel("t")
     ax.set_ylabel("|I(t) − I(0)| / |I(0)|")
@@ -153,30 +146,30 @@ def drift_figure(activations, path: Path, *, dt: float = 0.05, t1: float = 100.0
     return path
 
 
-def phase_portraits(activations, path: Path, *, dt: float = 0.1, t1: float = 60.0,
-                    form: str = "post"):
-    """2D phase portraits (euler and rk4) over the level sets of the invariant."""
+def phase_portraits(paths: dict, path: Path, *, dt: float, t1: float, form: str):
+    """2D phase portraits over the level sets of the invariant.
+
+    `paths`: `{solver: {"xs": {activation: (T, 2)}}}`, one colour per solver."""
     import jax.numpy as jnp
 
-    from ._field import PostActivation, PreActivation
+    from ._field import FORMS
     from ._skew import skew_from_frequencies
-    from ._solve import simulate
 
     plt = _plt()
     A = skew_from_frequencies([1.0])
-    cls = PostActivation if form == "post" else PreActivation
+    activations = list(next(iter(paths.values()))["xs"])
     cols = len(activations)
     fig, axes = plt.subplots(1, cols, figsize=(2.4 * cols, 2.6), squeeze=False)
     lim = 4.0
     g = np.linspace(-lim, lim, 201)
     XX, YY = np.meshgrid(g, g)
+    colours = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
     for ax, act in zip(axes[0], activations):
-        field = cls(A, act)
+        field = FORMS[form](A, act)
         V = np.asarray(field.invariant(jnp.stack([XX, YY], -1).astype(A.dtype)))
         ax.contour(XX, YY, V, levels=12, colors="#bbbbbb", linewidths=0.6)
-        for solver, colour in (("euler", "#d62728"), ("rk4", "#1f77b4")):
-            tr = simulate(field, jnp.array([1.0, 0.0]), dt=dt, t1=t1, solver=solver)
-            xs = np.asarray(tr.xs)
+        for (solver, p), colour in zip(paths.items(), colours):
+            xs = np.asarray(p["xs"][act])
             ax.plot(xs[:, 0], xs[:, 1], color=colour, lw=0.8, label=solver)
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
@@ -201,6 +194,79 @@ def atlas_figures(table: pd.DataFrame, spec, outdir: Path) -> list[Path]:
                                   outdir / f"atlas_{solver}.png"))
     paths.append(summary_figure(table, outdir / "status_summary.png"))
     acts = list(dict.fromkeys(table["activation"]))
-    paths.append(drift_figure(acts, outdir / "drift_over_time.png"))
-    paths.append(phase_portraits(acts, outdir / "phase_portraits.png"))
+    # the example paths: one engine call per solver for all activations
+    from ._sweep._examples import example_paths
+
+    drift = example_paths(acts, solver="euler", dt=0.05, t1=100.0, save_every=10)
+    paths.append(drift_figure(drift, outdir / "drift_over_time.png", dt=0.05, solver="euler",
+                              form="post"))
+    portraits = {s: example_paths(acts, solver=s, dt=0.1, t1=60.0) for s in ("euler", "rk4")}
+    paths.append(phase_portraits(portraits, outdir / "phase_portraits.png", dt=0.1, t1=60.0,
+                                 form="post"))
     return paths
+
+
+def simulation_phase_figure(xs, path: Path, *, invariant=None, title: str = ""):
+    """Phase portrait of one simulated path in its first two coordinates.
+
+    **Arguments:** `xs` `(T, n)` saved states (n >= 2); `invariant`: for n = 2, a function
+    of states `(..., 2)` whose level sets are drawn underneath (None: no level sets; for
+    n > 2 the path is a projection and no level sets are drawn).
+    """
+    plt = _plt()
+    xs = np.asarray(xs, np.float64)
+    ok = np.all(np.isfinite(xs), axis=1)
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    good = xs[ok]
+    lim = 1.15 * float(np.max(np.abs(good[:, :2]))) if len(good) else 1.0
+    lim = lim if np.isfinite(lim) and lim > 0 else 1.0
+    if invariant is not None and xs.shape[1] == 2:
+        g = np.linspace(-lim, lim, 201)
+        XX, YY = np.meshgrid(g, g)
+        V = np.asarray(invariant(np.stack([XX, YY], -1)), np.float64)
+        if np.all(np.isfinite(V)):
+            ax.contour(XX, YY, V, levels=14, colors="#bbbbbb", linewidths=0.6)
+            if len(good):
+                v0 = float(np.asarray(invariant(good[:1]))[0])
+                ax.contour(XX, YY, V, levels=[v0], colors="#1b9e77", linewidths=1.0,
+                           linestyles="--")
+    ax.plot(good[:, 0], good[:, 1], color="#d62728", lw=0.8, label="path")
+    if len(good):
+        ax.plot(good[0, 0], good[0, 1], "o", color="k", ms=4, label="x(0)")
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x[0]")
+    ax.set_ylabel("x[1]")
+    if xs.shape[1] == 2 and invariant is not None:
+        note = "grey: level sets of the invariant; dashed: the level of x(0)"
+    else:
+        note = f"projection of n = {xs.shape[1]} onto (x[0], x[1])"
+    ax.set_title(f"{title}\n{note}" if title else note, fontsize=8)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def simulation_drift_figure(ts, drift, path: Path, *, theory=None, title: str = "",
+                            label: str = "simulated"):
+    """Relative invariant drift $|I(t) - I(0)| / |I(0)|$ of one path over time (log scale),
+    with an optional theory curve `theory` `(T,)` at the same times."""
+    plt = _plt()
+    ts = np.asarray(ts, np.float64)
+    drift = np.asarray(drift, np.float64)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    floor = 1e-16
+    ax.plot(ts[1:], np.clip(drift[1:], floor, None), lw=1.2, label=label, color="#d62728")
+    if theory is not None:
+        ax.plot(ts[1:], np.clip(np.asarray(theory, np.float64)[1:], floor, None), lw=1.0,
+                ls="--", color="#1f77b4", label="linear theory")
+    ax.set_yscale("log")
+    ax.set_xlabel("t")
+    ax.set_ylabel("|I(t) − I(0)| / |I(0)|")
+    ax.set_title(title or "invariant drift (the exact flow keeps it at 0)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return path

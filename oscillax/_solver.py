@@ -24,6 +24,9 @@ class AbstractFixedSolver(eqx.Module):
 
     name: eqx.AbstractClassVar[str]
     order: eqx.AbstractClassVar[int]
+    # Implicit methods solve a system per step: many field evaluations per step, so a sweep
+    # compiles them per (form, activation) rather than evaluating every activation per member.
+    implicit: ClassVar[bool] = False
 
     @abc.abstractmethod
     def step(self, field: AbstractField, t, X, h, args=None):
@@ -127,6 +130,7 @@ class ImplicitMidpoint(AbstractFixedSolver):
 
     name: ClassVar[str] = "implicit_midpoint"
     order: ClassVar[int] = 2
+    implicit: ClassVar[bool] = True
     newton_iters: int = eqx.field(static=True, default=5)
 
     def stability_function(self, z):

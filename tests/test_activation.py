@@ -6,14 +6,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import BUILTIN_FLAGS, CLOSED_FORM_PHI
+from helpers import BUILTIN_FLAGS, CLOSED_FORM_PHI, LEAKY_SLOPE
 
 import oscillax as ox
 
 
 def test_builtin_table_is_complete():
-    # A new built-in must get a row in the expected flags and closed forms.
+    # A new built-in must get a row in the expected flags, closed forms and derivatives.
     assert set(ox.ACTIVATIONS) == set(BUILTIN_FLAGS) == set(CLOSED_FORM_PHI)
+    assert set(ox.ACTIVATIONS) == set(SIGMA_REF) == set(DSIGMA_REF)
 
 
 @pytest.mark.parametrize("name", ox.ACTIVATIONS)
@@ -24,12 +25,142 @@ def test_antiderivative_vanishes_at_zero(name):
         assert float(act.fn(jnp.zeros((), dtype))) == (0.5 if name == "sigmoid" else 0.0)
 
 
+# sigma and sigma' in numpy float64, written from the definitions (independent of the package)
+SIGMA_REF = {
+    "identity": lambda x: x,
+    "tanh": np.tanh,
+    "hardtanh": lambda x: np.clip(x, -1.0, 1.0),
+    "softsign": lambda x: x / (1.0 + np.abs(x)),
+    "sin": np.sin,
+    "erf": lambda x: np.vectorize(math.erf)(x),
+    "relu": lambda x: np.maximum(x, 0.0),
+    "leaky_relu": lambda x: np.where(x >= 0, x, LEAKY_SLOPE * x),
+    "sigmoid": lambda x: np.where(x >= 0, 1.0 / (1.0 + np.exp(-np.abs(x))),
+                                  np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x)))),
+    "rectified_tanh": lambda x: np.maximum(np.tanh(x), 0.0),
+}
+def _sech2(x):
+    e = np.exp(-2.0 * np.abs(x))  # sech^2 x = 4 e^{-2|x|} / (1 + e^{-2|x|})^2, no overflow
+    return 4.0 * e / (1.0 + e) ** 2
+
+
+DSIGMA_REF = {
+    "identity": np.ones_like,
+    "tanh": lambda x: _sech2(x),
+    "hardtanh": lambda x: (np.abs(x) < 1.0).astype(np.float64),
+    "softsign": lambda x: 1.0 / (1.0 + np.abs(x)) ** 2,
+    "sin": np.cos,
+    "erf": lambda x: 2.0 / math.sqrt(math.pi) * np.exp(-(x**2)),
+    "relu": lambda x: (x > 0).astype(np.float64),
+    "leaky_relu": lambda x: np.where(x > 0, 1.0, LEAKY_SLOPE),
+    "sigmoid": lambda x: 0.25 * _sech2(0.5 * x),
+    "rectified_tanh": lambda x: np.where(x > 0, _sech2(x), 0.0),
+}
+# Where sigma has a kink (sigma' jumps): second derivatives are finite there, but their
+# value is a convention, so sigma' is compared only away from these.
+KINKS = {"hardtanh": (-1.0, 1.0), "relu": (0.0,), "leaky_relu": (0.0,), "rectified_tanh": (0.0,)}
+# Seams of the implementations: the series / asymptotic switch of log cosh and of the
+# softsign and sigmoid antiderivatives (|x| = 1, x = 1), the kinks above, and 0.
+SEAMS = (-1.0, 0.0, 1.0)
+DTYPES = {"float32": (jnp.float32, 1e-6), "float64": (jnp.float64, 1e-12)}
+
+
+def _grid(dtype):
+    """Every seam exactly, its float neighbours, far points and random points."""
+    np_dtype = np.dtype(dtype)
+    seams = np.asarray(SEAMS, np_dtype)
+    up = np.nextafter(seams, np_dtype.type(np.inf))
+    down = np.nextafter(seams, np_dtype.type(-np.inf))
+    # next to 0 the neighbours are subnormal, which XLA on CPU flushes to 0: use the
+    # smallest normal numbers instead
+    tiny = np.finfo(np_dtype).tiny
+    up[seams == 0], down[seams == 0] = tiny, -tiny
+    rng = np.random.default_rng(13)
+    rand = np.concatenate([rng.normal(0.0, 3.0, 200), rng.uniform(-1.2, 1.2, 100)])
+    far = np.array([-1e4, -25.0, -8.0, -0.5, 0.5, 8.0, 25.0, 1e4])
+    return np.concatenate([seams, up, down, rand.astype(np_dtype), far.astype(np_dtype)])
+
+
+@pytest.mark.parametrize("dtype_name", DTYPES)
 @pytest.mark.parametrize("name", ox.ACTIVATIONS)
-def test_antiderivative_derivative_is_fn(name):
+def test_antiderivative_derivative_is_fn(name, dtype_name):
+    # dPhi/dx = sigma at every x, seams included (a min(|x|, 1) seam once halved the
+    # gradient there: 0.38 instead of tanh(-1) = -0.76), forward and reverse mode.
+    dtype, rtol = DTYPES[dtype_name]
     act = ox.get_activation(name)
-    x = jnp.concatenate([jnp.linspace(-8.0, 8.0, 321), jnp.array([-1e-6, 1e-6, 25.0, -25.0])])
-    dphi = jax.vmap(jax.grad(act.antiderivative))(x)
-    np.testing.assert_allclose(dphi, act.fn(x), rtol=1e-12, atol=1e-14)
+    xs = _grid(dtype)
+    x = jnp.asarray(xs, dtype)
+    sigma = act.fn(x)
+    ref = SIGMA_REF[name](xs.astype(np.float64))  # same inputs, in float64
+    grads = {
+        "grad": jax.vmap(jax.grad(act.antiderivative))(x),
+        "grad of sum": jax.grad(lambda v: jnp.sum(act.antiderivative(v)))(x),
+        "jit grad": jax.jit(jax.vmap(jax.grad(act.antiderivative)))(x),
+        "jvp": jax.jvp(act.antiderivative, (x,), (jnp.ones_like(x),))[1],
+        "jacfwd": jax.vmap(jax.jacfwd(act.antiderivative))(x),
+    }
+    for how, g in grads.items():
+        assert g.dtype == dtype, how
+        np.testing.assert_array_equal(g, sigma, err_msg=how)  # exactly sigma, bit for bit
+        # below the smallest normal number XLA flushes to 0 (0.01 * tiny for leaky relu)
+        np.testing.assert_allclose(np.asarray(g, np.float64), ref, rtol=rtol,
+                                   atol=np.finfo(dtype).tiny, err_msg=how)
+
+
+@pytest.mark.parametrize("name", ["tanh", "softsign", "sigmoid", "rectified_tanh", "hardtanh"])
+@pytest.mark.parametrize("x0", [-1.0, 1.0])
+def test_antiderivative_gradient_at_unit_seam(name, x0):
+    # the reported case, spelled out: |x| = 1 exactly, Python float and both dtypes
+    act = ox.get_activation(name)
+    for x in (x0, jnp.float32(x0), jnp.float64(x0)):
+        assert float(jax.grad(act.antiderivative)(x)) == float(act.fn(x))
+
+
+@pytest.mark.parametrize("dtype_name", DTYPES)
+@pytest.mark.parametrize("name", ox.ACTIVATIONS)
+def test_second_derivative_is_sigma_prime(name, dtype_name):
+    dtype, _ = DTYPES[dtype_name]
+    act = ox.get_activation(name)
+    xs = _grid(dtype)
+    x = jnp.asarray(xs, dtype)
+    d2phi = jax.vmap(jax.grad(jax.grad(act.antiderivative)))(x)
+    d2phi_fwd = jax.vmap(jax.jacfwd(jax.grad(act.antiderivative)))(x)
+    dsig = act.derivative(x)
+    dsig_rev = jax.vmap(jax.grad(act.fn))(x)
+    for how, v in {"grad grad Phi": d2phi, "jacfwd grad Phi": d2phi_fwd,
+                   "derivative": dsig, "grad sigma": dsig_rev}.items():
+        assert v.dtype == dtype, how
+        assert np.all(np.isfinite(np.asarray(v))), how  # finite everywhere, kinks too
+    away = np.ones(xs.shape, bool)
+    for k in KINKS.get(name, ()):
+        away &= np.abs(xs.astype(np.float64) - k) > 1e-3
+    ref = DSIGMA_REF[name](xs.astype(np.float64))[away]
+    # sigma' = 1 - tanh^2 (jax's rule) loses relative accuracy where it is small: an
+    # absolute floor of a few ulp(1) of the dtype
+    atol = 1e-15 if dtype == jnp.float64 else 1e-6
+    rtol = 1e-12 if dtype == jnp.float64 else 2e-6
+    for how, v in {"grad grad Phi": d2phi, "derivative": dsig, "grad sigma": dsig_rev}.items():
+        np.testing.assert_allclose(np.asarray(v, np.float64)[away], ref, rtol=rtol, atol=atol,
+                                   err_msg=how)
+
+
+@pytest.mark.parametrize("dtype_name", DTYPES)
+@pytest.mark.parametrize("name", ox.ACTIVATIONS)
+def test_antiderivative_values_at_seams(name, dtype_name):
+    # the custom derivative leaves the values alone: Phi at and around every seam matches
+    # the closed forms (log cosh, x^2/2 | |x| - 1/2, |x| - log(1 + |x|), softplus - log 2,
+    # max(x, 0)^2 / 2, 1 - cos x, ...)
+    dtype, _ = DTYPES[dtype_name]
+    act = ox.get_activation(name)
+    xs = _grid(dtype)
+    got = act.antiderivative(jnp.asarray(xs, dtype))
+    assert got.dtype == dtype
+    ref = CLOSED_FORM_PHI[name](xs.astype(np.float64))
+    rtol = 1e-12 if dtype == jnp.float64 else 2e-6
+    # Phi(tiny) ~ tiny^2 / 2 underflows: an absolute floor at the smallest normal number
+    np.testing.assert_allclose(np.asarray(got, np.float64), ref, rtol=rtol,
+                               atol=np.finfo(dtype).tiny)
+    assert float(act.antiderivative(jnp.zeros((), dtype))) == 0.0
 
 
 @pytest.mark.parametrize("name", ox.ACTIVATIONS)

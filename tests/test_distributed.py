@@ -24,7 +24,8 @@ import pandas as pd
 import pytest
 
 import oscillax as ox
-from oscillax import _distributed, _store, _sweep
+from oscillax import _distributed, _sweep
+from oscillax._sweep import _store
 
 # Small, but several compiled groups (n = 2 and 3, both forms, two solvers), step counts that
 # vary (so groups are cut into several chunks) and one diverging dt.
@@ -174,13 +175,13 @@ def test_chunks_go_side_by_side_only_within_a_group():
                         dims=(2, 40), amplitudes=(1.0, 2.0), seeds=3, horizon=5.0)
     rows = _sweep.grid(spec).set_index("traj_id", drop=False)
     chunks = _sweep.plan(spec, 1024)
-    batches = list(_sweep.side_by_side(chunks, rows, 4))
+    batches = list(_sweep.side_by_side(chunks, 4))
     assert [c.index for b in batches for c in b] == [c.index for c in chunks]
     for b in batches:
         assert 1 <= len(b) <= 4
-        assert len({(c.dim, c.form, c.activation, c.solver, c.width) for c in b}) == 1
+        assert len({(c.dim, c.solver, c.width) for c in b}) == 1
         if b[0].dim > 32:  # a shared A: one seed per call
-            assert len({int(rows.at[c.traj_ids[0], "seed"]) for c in b}) == 1
+            assert len({int(s) for c in b for s in rows.loc[c.traj_ids, "seed"]}) == 1
     assert max(len(b) for b in batches) > 1
 
 
@@ -190,10 +191,9 @@ def test_side_by_side_chunks_give_the_same_rows():
                         dims=(3,), amplitudes=(1.0, 2.0), seeds=3, horizon=5.0)
     rows = _sweep.grid(spec).set_index("traj_id", drop=False)
     chunks = _sweep.plan(spec, 1024)
-    cases = _sweep._CaseCache(spec, np.dtype(spec.dtype))
-    alone = pd.concat([_sweep.run_chunk(spec, c, rows, cases) for c in chunks])
-    together = pd.concat(_sweep.run_chunks(spec, chunks[:3], rows, cases, slots=4)
-                         + _sweep.run_chunks(spec, chunks[3:], rows, cases, slots=4))
+    alone = pd.concat([_sweep.run_chunk(spec, c, rows) for c in chunks])
+    together = pd.concat(_sweep.run_chunks(spec, chunks[:3], rows, slots=4)
+                         + _sweep.run_chunks(spec, chunks[3:], rows, slots=4))
     pd.testing.assert_frame_equal(together, alone, check_exact=True)
 
 

@@ -146,6 +146,41 @@ def test_adjoints_agree_with_engine(adjoint, rtol):
         assert float(jnp.max(jnp.abs(leaf_a - leaf_e))) <= rtol * scale
 
 
+def test_periods_beside_frequencies(teacher_fit):
+    res = teacher_fit
+    np.testing.assert_allclose(res.periods, 2 * np.pi / res.frequencies, rtol=1e-15)
+    np.testing.assert_allclose(res.periods, 2 * np.pi / TEACHER_OMEGAS, rtol=0.01)
+    m = res.metrics
+    np.testing.assert_allclose(m["periods"], 2 * np.pi / np.asarray(m["frequencies"]),
+                               rtol=1e-15)
+    np.testing.assert_allclose(m["measured_periods"],
+                               2 * np.pi / np.asarray(m["measured_frequencies"]), rtol=1e-15)
+    report = res.report()
+    keys = list(report)
+    assert keys.index("periods") == keys.index("frequencies") + 1
+    np.testing.assert_allclose(report["periods"], res.periods, rtol=1e-15)
+
+
+def test_baselines_scored_on_the_held_out_part(teacher, teacher_fit):
+    """The training mean's RMSE by hand; a noise-free sum of three sinusoids is exactly an
+    AR(6), which the AR baseline finds; the verdict names the lowest RMSE."""
+    t, ys = teacher
+    future = t > T_TRAIN
+    m = teacher_fit.metrics
+    b = m["baselines"]
+    assert b["mean"]["rmse"] == pytest.approx(rms(ys[future] - ys[~future].mean()), rel=1e-12)
+    assert b["ar"]["p"] == 6
+    assert b["ar"]["rmse"] < 1e-6 * amplitude(ys)
+    # harmonic regression at the dominant spectral peaks: some of the teacher's frequencies
+    assert len(b["harmonic"]["frequencies"]) >= 1
+    for w in b["harmonic"]["frequencies"]:
+        assert np.min(np.abs(w / TEACHER_OMEGAS - 1)) < 0.01
+    scores = {"network": m["val_rmse"], **{k: v["rmse"] for k, v in b.items()}}
+    assert m["best_forecaster"] == min(scores, key=scores.get)
+    assert f"{scores[m['best_forecaster']]:.4g}" in m["verdict"]
+    assert "\n" not in m["verdict"]
+
+
 def test_save_load_roundtrip(teacher, teacher_fit, tmp_path):
     t, _ = teacher
     path = teacher_fit.save(tmp_path / "model")
@@ -170,6 +205,13 @@ def test_predict_checks_times(teacher_fit):
 
 T_OK = np.linspace(0.0, 20.0, 101)
 Y_OK = np.sin(T_OK)
+
+
+def test_nothing_held_out_scores_no_forecast():
+    res = ox.fit(T_OK, Y_OK, hidden=2, iterations=2, restarts=1, val_fraction=0.0)
+    assert res.metrics["val_samples"] == 0 and "val_rmse" not in res.metrics
+    assert res.metrics["baselines"] == {} and res.metrics["best_forecaster"] is None
+    assert "nothing was held out" in res.metrics["verdict"]
 
 
 @pytest.mark.parametrize(
@@ -232,6 +274,10 @@ def test_cli_fit_writes_outputs(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["data"]["value_cols"] == ["a", "b"]
     assert report["hidden"] == 4 and "val_rmse" in report["metrics"]
+    assert set(report["metrics"]["baselines"]) == {"mean", "harmonic", "ar"}
+    assert report["metrics"]["best_forecaster"] in {"network", "mean", "harmonic", "ar"}
+    assert "forecasts best" in report["metrics"]["verdict"]
+    np.testing.assert_allclose(report["periods"], 2 * np.pi / np.asarray(report["frequencies"]))
     loaded = ox.load_fit(out)
     assert loaded.predict(t).shape == (t.shape[0], 2)
     assert loaded.channels == ("a", "b")

@@ -60,7 +60,7 @@ def chunk_inputs(spec: SweepSpec, chunk, rows):
     `(sel, A, pre, code, X0, h, steps, thr2)` (numpy; batch on the last axis)."""
     dtype = np.dtype(spec.dtype)
     sel = rows.loc[chunk.traj_ids]
-    m, pad = len(sel), chunk.width - len(sel)
+    pad = chunk.width - len(sel)
     seeds = sel["seed"].to_numpy()
     uniq, inverse = np.unique(seeds, return_inverse=True)
     A_u, d_u = case_arrays(spec, chunk.dim, uniq, dtype)
@@ -68,7 +68,8 @@ def chunk_inputs(spec: SweepSpec, chunk, rows):
     shared = chunk.dim > SMALL_N
     A = A_u[0] if shared else np.moveaxis(A_u[inverse], 0, -1)  # (n, n) or (n, n, m)
     pre = (sel["form"].to_numpy() == "pre")
-    code = np.asarray([spec.activations.index(a) for a in sel["activation"]], np.int32)
+    acts = program_activations(spec, chunk)
+    code = np.asarray([acts.index(a) for a in sel["activation"]], np.int32)
     h = sel["dt"].to_numpy()
     steps = sel["steps"].to_numpy()
     if pad:  # padding repeats the first member with 0 steps: it does no work, is dropped
@@ -82,11 +83,19 @@ def chunk_inputs(spec: SweepSpec, chunk, rows):
     return sel, A, pre, code, X0, h.astype(dtype), steps.astype(np.int32), thr2
 
 
-def batch_field(spec: SweepSpec, A, pre, code) -> BatchField:
-    """The engine's field for a chunk (one program per dim and solver)."""
-    forms = tuple(f for f in FORMS if f in spec.forms)
-    acts = tuple(get_activation(a) for a in spec.activations)
-    return BatchField(A, pre, code, acts, forms)
+def program_activations(spec: SweepSpec, chunk) -> tuple[str, ...]:
+    """The activations a chunk's program evaluates (`code` indexes them)."""
+    return spec.activations if chunk.activation is None else (chunk.activation,)
+
+
+def program_forms(spec: SweepSpec, chunk) -> tuple[str, ...]:
+    return tuple(f for f in FORMS if f in spec.forms) if chunk.form is None else (chunk.form,)
+
+
+def batch_field(spec: SweepSpec, chunk, A, pre, code) -> BatchField:
+    """The engine's field for a chunk's program."""
+    acts = tuple(get_activation(a) for a in program_activations(spec, chunk))
+    return BatchField(A, pre, code, acts, program_forms(spec, chunk))
 
 
 def case(spec: SweepSpec, row) -> dict:

@@ -1,7 +1,10 @@
 """The plan of a sweep: the grid of trajectories and its deterministic cut into chunks.
 
-One compiled program serves every (form, activation) of a dimension and solver
-(`BatchField`), so a group holds all trajectories of one (dim, solver). Inside a group,
+One compiled program serves every (form, activation) of a dimension and explicit solver
+(`BatchField`), so such a group holds all trajectories of one (dim, solver); an implicit
+solver, which evaluates the field many times per step, gets one program per (dim, solver,
+form) instead (measured: cheaper than evaluating both forms per member, and far cheaper to
+compile than one program per activation). Inside a group,
 trajectories are sorted by step count, so a chunk's loop runs about as many steps as its
 members need: total work is about the sum of the trajectories' steps, not the max step
 count times the number of cases. Chunks depend only on the spec and the chunk size.
@@ -16,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .._field import SMALL_N
+from .._solver import FIXED_SOLVERS
 from ._spec import SweepSpec
 
 AXES = ("form", "activation", "solver", "dt", "dim", "amplitude", "seed")
@@ -53,11 +57,13 @@ class Chunk:
     traj_ids: np.ndarray  # (<= width,)
     width: int
     seed: int | None = None  # the one seed of a chunk whose A is shared (dim > SMALL_N)
+    form: str | None = None  # the chunk's one form and activation (implicit solvers), or
+    activation: str | None = None  # None: every form / activation of the spec
 
     @property
     def program(self) -> tuple:
         """What fixes the compiled program (chunks with equal keys share it)."""
-        return (self.dim, self.solver, self.width)
+        return (self.dim, self.solver, self.width, self.form, self.activation)
 
 
 def group_chunk_size(steps: np.ndarray, chunk_size: int, pieces: int = 8) -> int:
@@ -77,8 +83,12 @@ def plan(spec: SweepSpec, chunk_size: int) -> list[Chunk]:
     if chunk_size < 1:
         raise ValueError(f"`chunk_size` must be >= 1; got {chunk_size}.")
     g = grid(spec)
+    implicit = {s: FIXED_SOLVERS[s].implicit for s in spec.solvers}
+    g["_form"] = np.where(g["solver"].map(implicit), g["form"], None)
+    g["_act"] = None
     chunks: list[Chunk] = []
-    for (dim, sol), sub in g.groupby(["dim", "solver"], sort=False):
+    keys = ["dim", "solver", "_form", "_act"]
+    for (dim, sol, form, act), sub in g.groupby(keys, sort=False, dropna=False):
         # Large n: one shared A per chunk (a real matmul), so chunks don't mix seeds.
         parts = ([(None, sub)] if dim <= SMALL_N
                  else [(int(s), p) for s, p in sub.groupby("seed", sort=True)])
@@ -88,7 +98,8 @@ def plan(spec: SweepSpec, chunk_size: int) -> list[Chunk]:
             size = group_chunk_size(part["steps"].to_numpy(), chunk_size)
             for start in range(0, ids.size, size):
                 chunks.append(Chunk(len(chunks), int(dim), sol, ids[start:start + size], size,
-                                    seed))
+                                    seed, None if pd.isna(form) else form,
+                                    None if pd.isna(act) else act))
     return chunks
 
 

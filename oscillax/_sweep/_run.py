@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import json
 import os
 import time
 from pathlib import Path
@@ -28,8 +27,8 @@ from .._monitor import integrate_monitored, integrate_monitored_sharded
 from .._solver import FIXED_SOLVERS
 from .._theory import amplification
 from . import _store
-from ._cases import batch_field, chunk_inputs
-from ._plan import AXES, Chunk, iter_chunks, plan, side_by_side, grid
+from ._cases import batch_field, chunk_inputs, program_activations
+from ._plan import AXES, Chunk, grid, iter_chunks, plan, side_by_side
 from ._result import MEASURED, SweepResult, summarize
 from ._spec import SweepSpec
 
@@ -46,7 +45,7 @@ def integrate(place, field, solver, X0, h, steps, thr2, **kw):
                                        axis=_distributed.BATCH_AXIS, **kw)
 
 
-def _call(spec: SweepSpec, solver: str, ins: list, place):
+def _call(spec: SweepSpec, chunk: Chunk, ins: list, place):
     """One engine call over chunk inputs laid side by side on the batch axis."""
     shared = ins[0][1].ndim == 2
     A = ins[0][1] if shared else np.concatenate([x[1] for x in ins], axis=2)
@@ -60,8 +59,8 @@ def _call(spec: SweepSpec, solver: str, ins: list, place):
     else:
         A, pre, code, X0, h, steps, thr2 = (jnp.asarray(x) for x in
                                             (A, pre, code, X0, h, steps, thr2))
-    field = batch_field(spec, A, pre, code)
-    return integrate(place, field, FIXED_SOLVERS[solver], X0, h, steps, thr2,
+    field = batch_field(spec, chunk, A, pre, code)
+    return integrate(place, field, FIXED_SOLVERS[chunk.solver], X0, h, steps, thr2,
                      check_every=spec.check_every, samples=spec.samples,
                      use_invariant=field.uses_invariant())
 
@@ -78,13 +77,13 @@ def run_chunks(spec: SweepSpec, chunks: list[Chunk], rows: pd.DataFrame, place=N
     """
     c0 = chunks[0]
     if any(c.program != c0.program for c in chunks):
-        raise ValueError("run_chunks needs chunks of one program (dim, solver, width).")
+        raise ValueError("run_chunks needs chunks of one program (`Chunk.program`).")
     ins = [chunk_inputs(spec, c, rows) for c in chunks]
     sel0, A, pre, code, X0, h, steps, thr2 = ins[0]
     filler = (None, A, pre, code, X0, h, np.zeros_like(steps), thr2)
     ins += [filler] * (max(slots, len(chunks)) - len(chunks))
-    out = jax.device_get(_call(spec, c0.solver, ins, place))
-    odd = np.asarray([get_activation(a).odd for a in spec.activations])
+    out = jax.device_get(_call(spec, c0, ins, place))
+    odd = np.asarray([get_activation(a).odd for a in program_activations(spec, c0)])
     frames = []
     for i, (chunk, x) in enumerate(zip(chunks, ins)):
         lo, m = i * c0.width, len(chunk.traj_ids)
@@ -128,7 +127,7 @@ def compile_ahead(spec: SweepSpec, batches: list[list[Chunk]], rows, place, slot
         sel, A, pre, code, X0, h, steps, thr2 = ins[0]
         ins = [(sel, A, pre, code, X0, h, np.zeros_like(steps), thr2)] * max(slots, 1)
         futures[c0.program] = pool.submit(
-            lambda ins=ins, s=c0.solver: jax.block_until_ready(_call(spec, s, ins, place)))
+            lambda ins=ins, c=c0: jax.block_until_ready(_call(spec, c, ins, place)))
     pool.shutdown(wait=False)
     return futures
 

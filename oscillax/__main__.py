@@ -1,0 +1,5 @@
+"""`python -m oscillax`: the `oscillax` command."""
+
+from .cli import main
+
+main()

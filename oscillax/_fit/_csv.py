@@ -1,0 +1,144 @@
+"""`fit_csv`: fit the columns of a CSV file and write the model, figures and a report."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ._checks import _fail
+from ._result import MODEL_FILE, SETTINGS_FILE, FitResult, _jsonable
+from ._train import fit
+
+
+def _read_csv(data, time_col: str, value_cols: Sequence[str] | None):
+    """Times, values and channel names from a CSV, with errors that name the column."""
+    import pandas as pd
+
+    path = Path(data)
+    if not path.is_file():
+        _fail(f"`data` must be an existing CSV file; got {str(path)!r}, which "
+              f"{'is a directory' if path.is_dir() else 'does not exist'}.")
+    try:
+        df = pd.read_csv(path)
+    except Exception as e:  # pandas raises several parser error types
+        _fail(f"`data` {str(path)!r} could not be read as CSV ({type(e).__name__}: {e}). Pass a "
+              "comma-separated file with a header row.")
+    cols = [str(c) for c in df.columns]
+    # This message and the existing-`out` one below name the command's flags because
+    # tests/test_fit.py pins that wording; the other messages name the arguments.
+    if time_col not in cols:
+        _fail(f"--time-col {time_col!r} is not a column of {path.name}; its columns are "
+              f"{cols}. Pass --time-col with one of them.")
+    if value_cols:
+        missing = [c for c in value_cols if c not in cols]
+        if missing:
+            _fail(f"`value_cols` {','.join(value_cols)!r} names column(s) {missing} that "
+                  f"{path.name} lacks; its columns are {cols}.")
+        if time_col in value_cols:
+            _fail(f"`value_cols` must not include the time column {time_col!r}; got "
+                  f"{list(value_cols)!r}. Drop it from `value_cols`.")
+        names = list(value_cols)
+    else:
+        names = [c for c in cols if c != time_col]
+        if not names:
+            _fail(f"{path.name} has only the time column {time_col!r}; add value columns or "
+                  "pass `value_cols`.")
+    arrays = {}
+    for c in [time_col, *names]:
+        v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.nonzero(~np.isfinite(v))[0]
+        if bad.size:
+            rows = ", ".join(str(int(r) + 1) for r in bad[:5]) + (", ..." if bad.size > 5 else "")
+            what = "the time column" if c == time_col else "column"
+            _fail(f"{what} {c!r} has {bad.size} missing, non-numeric, NaN or inf value(s) (data "
+                  f"rows {rows}, 1-based after the header). Remove or fill those rows.")
+        arrays[c] = v
+    t = arrays[time_col]
+    d = np.diff(t)
+    if np.any(d <= 0):
+        i = int(np.argmax(d <= 0))
+        _fail(f"the time column {time_col!r} must be strictly increasing; data row {i + 2} has "
+              f"{t[i + 1]!r} after {t[i]!r} in row {i + 1}. Sort the file by time and drop "
+              "duplicate times.")
+    ys = np.stack([arrays[c] for c in names], axis=1)
+    return t, ys, names
+
+
+def _write_outputs(result: FitResult, out: Path, t, ys, data_info: dict, t_start: float):
+    """Write everything into a temporary sibling of `out`, then rename it to `out`.
+
+    **Returns:** the report (also written as `report.json`).
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        result.save(tmp)
+        result.plot_loss(tmp / "loss.png")
+        result.plot_fit(t, ys, tmp / "fit.png")
+        report = result.report()
+        report["data"] = data_info
+        report["files"] = [MODEL_FILE, SETTINGS_FILE, "report.json", "loss.png", "fit.png"]
+        report["wall_time_s"] = time.perf_counter() - t_start
+        (tmp / "report.json").write_text(json.dumps(_jsonable(report), indent=1))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
+
+
+def fit_csv(
+    data,
+    *,
+    out=None,
+    time_col: str = "t",
+    value_cols: Sequence[str] | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int, float], None] | None = None,
+    **fit_kwargs,
+) -> tuple[FitResult, Path, dict]:
+    """Fit a CSV's columns and write the model, figures and a JSON report to a directory.
+
+    Everything is validated before any file is written, and the outputs are written into
+    a temporary sibling directory that is renamed to `out` only when complete, so a
+    failure leaves no half-written `out`.
+
+    **Arguments:**
+    - `data`: CSV path with a header row.
+    - `out`: output directory (default: `<data stem>-fit` next to the CSV).
+    - `time_col`, `value_cols`: the time column and the value columns (default: all
+      others).
+    - `overwrite`: replace an existing `out`.
+    - `progress`, `**fit_kwargs`: passed to `fit`.
+
+    **Returns:** `(result, out, report)`. `out` holds `model.eqx` and `fit.json` (load with
+    `ox.load_fit(out)`), `report.json`, `loss.png` and `fit.png`.
+    """
+    t_start = time.perf_counter()
+    data = Path(data)
+    out = Path(out) if out is not None else data.with_name(data.stem + "-fit")
+    if out.exists() and not overwrite:
+        _fail(f"--out {str(out)!r} already exists; pass --overwrite to replace it or choose "
+              "another directory.")
+    if out.exists() and not out.is_dir():
+        _fail(f"`out` {str(out)!r} is a file, not a directory; choose another path.")
+    t, ys, names = _read_csv(data, time_col, value_cols)
+    result = fit(t, ys[:, 0] if ys.shape[1] == 1 else ys, channels=names, progress=progress,
+                 **fit_kwargs)
+    data_info = {"path": str(data), "time_col": time_col, "value_cols": names,
+                 "samples": int(t.shape[0])}
+    report = _write_outputs(result, out, t, ys, data_info, t_start)
+    return result, out, report

@@ -1,0 +1,5 @@
+"""`python -m oscillax.cli`: the `oscillax` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,97 @@
+"""`oscillax fit`: fit a skew network to a recorded signal and forecast it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ._errors import fail
+from ._options import example
+
+EPILOG = example("oscillax fit signal.csv --time-col t --value-cols a,b --out fit")
+
+
+def fit(
+    data: Annotated[str, typer.Argument(
+        show_default=False, help="CSV with a header row: a time column and values.")],
+    time_col: Annotated[str, typer.Option("--time-col", help="Name of the time column.")] = "t",
+    value_cols: Annotated[str | None, typer.Option(
+        "--value-cols", show_default=False,
+        help="Comma-separated value columns (default: all others).")] = None,
+    hidden: Annotated[int | None, typer.Option(
+        "--hidden", show_default=False,
+        help="State size n (default: two units per spectral peak).")] = None,
+    out: Annotated[str | None, typer.Option(
+        "--out", show_default=False,
+        help="Output directory (default: DATA-STEM-fit next to DATA).")] = None,
+    iterations: Annotated[int, typer.Option("--iterations", help="Optimiser steps.")] = 300,
+    restarts: Annotated[int, typer.Option(
+        "--restarts", help="Restarts trained together.")] = 4,
+    val_fraction: Annotated[float, typer.Option(
+        "--val-fraction", help="Fraction of the time span held out for the forecast.")] = 0.2,
+    form: Annotated[str, typer.Option(
+        "--form", help="post (A tanh(x)) or pre (tanh(A x)).")] = "post",
+    activation: Annotated[str, typer.Option("--activation", help="Activation name.")] = "tanh",
+    solver: Annotated[str, typer.Option("--solver", help="ODE solver.")] = "rk4",
+    seed: Annotated[int, typer.Option(
+        "--seed", help="Seed of the restarts' perturbations.")] = 0,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace an existing --out.")] = False,
+) -> None:
+    """Fit a skew-symmetric network that generates the signal in DATA, and forecast it."""
+    import math
+
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from .._fit import fit_csv
+
+    console = Console()
+    cols = [c.strip() for c in value_cols.split(",") if c.strip()] if value_cols else None
+    progress = Progress(
+        TextColumn("[bold]fit[/bold]"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=console,
+    )
+    task = progress.add_task("fit", total=iterations, loss="(compiling)")
+
+    def report(i, total, loss):
+        if i == 0:  # inputs checked, initialisation done: show the bar from here on
+            progress.start()
+        progress.update(task, completed=i, loss="(compiling)" if i == 0 else f"{loss:.3g}")
+
+    try:
+        result, out_dir, rep = fit_csv(
+            data, out=out, time_col=time_col, value_cols=cols, overwrite=overwrite,
+            progress=report, hidden=hidden, iterations=iterations, restarts=restarts,
+            val_fraction=val_fraction, form=form, activation=activation, solver=solver,
+            seed=seed,
+        )
+    except (ValueError, OSError) as e:
+        progress.stop()
+        fail(str(e))
+    progress.stop()
+    m = rep["metrics"]
+
+    def fmt(omegas):
+        freqs = ", ".join(f"{w:.5g}" for w in omegas)
+        periods = ", ".join(f"{2 * math.pi / abs(w):.5g}" if w else "inf" for w in omegas)
+        return f"{freqs}  (periods 2π/ω: {periods})"
+
+    console.print(f"frequencies (rad/time) from A: {fmt(result.frequencies)}", highlight=False)
+    console.print(f"measured in the generated signal: {fmt(m['measured_frequencies'])}",
+                  highlight=False)
+    if "val_rmse" in m:
+        console.print(
+            f"forecast ({m['val_samples']} held-out samples): RMSE {m['val_rmse']:.4g}, "
+            f"{100 * m['val_rel_amp']:.2f} % of the amplitude; training RMSE "
+            f"{m['train_rmse']:.4g}", highlight=False)
+    console.print(f"wrote {escape(str(out_dir))}/ ({escape(', '.join(rep['files']))}) in "
+                  f"{rep['wall_time_s']:.1f} s", highlight=False)

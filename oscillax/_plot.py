@@ -31,54 +31,41 @@ def _mode(s: pd.Series) -> str:
     return s.value_counts().idxmax()
 
 
-def atlas_figure(table: pd.DataFrame, solver: str, spectral_radius: float, path: Path,
-                 y: str = "amplitude"):
-    """One solver: rows = forms, columns = activations; x = dt (log), y = (dim, `y`).
+def _cells(sub: pd.DataFrame, y: str, value: str, agg):
+    """Per (form, activation): a (len(ys), len(dts)) array of `agg` of `value` over seeds."""
+    dts = np.sort(sub["dt"].unique())
+    ys = sorted({(int(d), float(a)) for d, a in zip(sub["dim"], sub[y])})
+    g = sub.groupby(["form", "activation", "dim", y, "dt"], sort=False)[value].agg(agg)
+    out = {}
+    for (form, act, d, a, dt), v in g.items():
+        Z = out.setdefault((form, act), np.full((len(ys), len(dts)), np.nan, object))
+        Z[ys.index((int(d), float(a))), int(np.searchsorted(dts, dt))] = v
+    return out, dts, ys
 
-    Colour: median late growth rate of log(invariant) per unit time (log scale, |rate|);
-    letter: the most common status over seeds. The linear-theory stability boundary
-    $|h\\omega| = $ limit is drawn where the solver has one.
-    """
-    from matplotlib.colors import LogNorm
 
-    from ._theory import stability_limit
-
+def _atlas_axes(sub, y, title, draw, limit, spectral_radius, path, colorbar=None,
+                legend=None):
+    """The atlas layout: rows = forms, columns = activations; x = dt (log), y = (dim, `y`);
+    `draw(ax, form, act, edges_x, edges_y)` fills one cell."""
     plt = _plt()
-    sub = table[table["solver"] == solver]
     forms = list(dict.fromkeys(sub["form"]))
     acts = list(dict.fromkeys(sub["activation"]))
     dts = np.sort(sub["dt"].unique())
     ys = sorted({(int(d), float(a)) for d, a in zip(sub["dim"], sub[y])})
-    fig, axes = plt.subplots(len(forms), len(acts), figsize=(2.3 * len(acts) + 1.2,
-                             0.28 * len(ys) * len(forms) + 1.6 * len(forms)),
+    height = 0.28 * len(ys) * len(forms) + 1.6 * len(forms)
+    fig, axes = plt.subplots(len(forms), len(acts), figsize=(2.3 * len(acts) + 1.2, height),
                              squeeze=False, sharex=True, sharey=True)
-    norm = LogNorm(vmin=1e-6, vmax=10.0)
+    # fixed margins: a tight bounding box would draw the figure twice
+    fig.subplots_adjust(left=0.06, right=0.9 if colorbar else 0.98, top=1 - 0.9 / height,
+                        bottom=0.9 / height, wspace=0.12, hspace=0.25)
+    edges_x = np.concatenate([[dts[0] / 1.15], np.sqrt(dts[1:] * dts[:-1]),
+                              [dts[-1] * 1.15]]) if len(dts) > 1 else np.array(
+                              [dts[0] / 1.5, dts[0] * 1.5])
     mesh = None
-    limit = stability_limit(solver)
     for i, form in enumerate(forms):
         for j, act in enumerate(acts):
             ax = axes[i][j]
-            cell = sub[(sub["form"] == form) & (sub["activation"] == act)]
-            g = cell.groupby(["dim", y, "dt"])
-            rate = g["growth_rate"].median().abs()
-            status = g["status"].agg(_mode)
-            Z = np.full((len(ys), len(dts)), np.nan)
-            S = np.full((len(ys), len(dts)), "", object)
-            for (d, a, dt), v in rate.items():
-                r, c = ys.index((int(d), float(a))), int(np.searchsorted(dts, dt))
-                Z[r, c] = np.clip(v, 1e-6, 10.0) if np.isfinite(v) else 10.0
-                S[r, c] = status[(d, a, dt)]
-            edges_x = np.concatenate([[dts[0] / 1.15], np.sqrt(dts[1:] * dts[:-1]),
-                                      [dts[-1] * 1.15]]) if len(dts) > 1 else np.array(
-                                      [dts[0] / 1.5, dts[0] * 1.5])
-            mesh = ax.pcolormesh(edges_x, np.arange(len(ys) + 1), Z, norm=norm, cmap="magma_r",
-                                 shading="flat")
-            for r in range(len(ys)):
-                for c in range(len(dts)):
-                    if S[r, c]:
-                        mk, col = STATUS_MARK[S[r, c]]
-                        ax.text(dts[c], r + 0.5, mk, ha="center", va="center", fontsize=6,
-                                color=col, fontweight="bold")
+            mesh = draw(ax, form, act, edges_x, np.arange(len(ys) + 1)) or mesh
             if 0 < limit < np.inf:
                 ax.axvline(limit / spectral_radius, color="#1f77b4", lw=1.2, ls="--")
             ax.set_xscale("log")
@@ -94,14 +81,71 @@ def atlas_figure(table: pd.DataFrame, solver: str, spectral_radius: float, path:
     note = {0.0: "linear theory: unstable for every dt",
             np.inf: "linear theory: stable for every dt"}.get(
         limit, f"dashed: linear-theory boundary |h ω| = {limit:.3g} (ω = {spectral_radius:g})")
-    legend = "   ".join(f"{m} {s}" for s, (m, _) in STATUS_MARK.items())
-    fig.suptitle(f"Stability atlas — {solver}   ({note})\n{legend}", fontsize=9)
-    if mesh is not None:
-        cb = fig.colorbar(mesh, ax=axes, shrink=0.8, pad=0.01)
-        cb.set_label("|growth rate of log invariant| per unit time", fontsize=8)
-    fig.savefig(path, dpi=130, bbox_inches="tight")
+    fig.suptitle(f"{title}   ({note})", fontsize=9)
+    if colorbar is not None and mesh is not None:
+        cb = fig.colorbar(mesh, cax=fig.add_axes([0.915, 0.15, 0.012, 0.7]))
+        cb.set_label(colorbar, fontsize=8)
+    if legend is not None:
+        fig.legend(handles=legend, loc="lower center", ncol=len(legend), fontsize=7,
+                   frameon=False)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def atlas_figure(table: pd.DataFrame, solver: str, spectral_radius: float, path: Path,
+                 y: str = "amplitude"):
+    """One solver's status map: rows = forms, columns = activations; x = dt (log),
+    y = (dim, `y`); colour = the most common status over seeds (legend below). The
+    linear-theory stability boundary $|h\\omega| = $ limit is dashed where the solver has
+    one."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
+
+    from ._theory import stability_limit
+
+    sub = table[table["solver"] == solver]
+    cells, _, _ = _cells(sub, y, "status", _mode)
+    cmap = ListedColormap([STATUS_MARK[s][1] for s in STATUS_NAMES])
+    norm = BoundaryNorm(np.arange(len(STATUS_NAMES) + 1) - 0.5, cmap.N)
+    code = {s: i for i, s in enumerate(STATUS_NAMES)}
+
+    def draw(ax, form, act, ex, ey):
+        S = cells.get((form, act))
+        if S is None:
+            return None
+        Z = np.vectorize(lambda v: code.get(v, np.nan), otypes=[float])(S)
+        return ax.pcolormesh(ex, ey, np.ma.masked_invalid(Z), cmap=cmap, norm=norm,
+                             shading="flat")
+
+    legend = [Patch(color=STATUS_MARK[s][1], label=s) for s in STATUS_NAMES]
+    return _atlas_axes(sub, y, f"Stability atlas — {solver}: status (most common over seeds)",
+                       draw, stability_limit(solver), spectral_radius, path, legend=legend)
+
+
+def growth_figure(table: pd.DataFrame, solver: str, spectral_radius: float, path: Path,
+                  y: str = "amplitude"):
+    """One solver's growth map (layout of `atlas_figure`): colour = median |late growth rate|
+    of the log invariant per unit time, log scale."""
+    from matplotlib.colors import LogNorm
+
+    from ._theory import stability_limit
+
+    sub = table[table["solver"] == solver]
+    cells, _, _ = _cells(sub, y, "growth_rate", lambda v: float(np.median(np.abs(v))))
+    norm = LogNorm(vmin=1e-6, vmax=10.0)
+
+    def draw(ax, form, act, ex, ey):
+        Z = cells.get((form, act))
+        if Z is None:
+            return None
+        Z = Z.astype(float)
+        Z = np.where(np.isfinite(Z), np.clip(Z, 1e-6, 10.0), 10.0)
+        return ax.pcolormesh(ex, ey, Z, norm=norm, cmap="magma_r", shading="flat")
+
+    return _atlas_axes(sub, y, f"Growth — {solver}", draw, stability_limit(solver),
+                       spectral_radius, path,
+                       colorbar="|growth rate of log invariant| per unit time")
 
 
 def summary_figure(table: pd.DataFrame, path: Path):
@@ -192,6 +236,8 @@ def atlas_figures(table: pd.DataFrame, spec, outdir: Path) -> list[Path]:
     for solver in dict.fromkeys(table["solver"]):
         paths.append(atlas_figure(table, solver, spec.spectral_radius,
                                   outdir / f"atlas_{solver}.png"))
+        paths.append(growth_figure(table, solver, spec.spectral_radius,
+                                   outdir / f"growth_{solver}.png"))
     paths.append(summary_figure(table, outdir / "status_summary.png"))
     acts = list(dict.fromkeys(table["activation"]))
     # the example paths: one engine call per solver for all activations

@@ -3,70 +3,98 @@
 A sweep compiles one program per (solver, dimension) and lays trajectories of every form
 and activation side by side in it: wide chunks run at the loop's throughput instead of its
 per-iteration overhead, and a handful of programs compile instead of one per (form,
-activation). Each member computes exactly what `PreActivation` / `PostActivation` compute
-for it (selects, no blending), so its numbers are those of its own field.
+activation). The batch is cut into static *segments* of `width` members, one per (form,
+activation) of `segments`, repeating every `len(segments) * width` members; each
+activation is evaluated on its own segments only, so a member costs what its own field
+costs, and computes exactly what `PreActivation` / `PostActivation` compute for it.
 """
 
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int
+import numpy as np
+from jaxtyping import Array, Float
 
 from .._activation import Activation
 from .._field import AbstractField, matvec, rowsum, sqnorm
 
 
 class BatchField(AbstractField):
-    """$\\dot x = \\sigma_b(Ax)$ (members with `pre`) or $A\\sigma_b(x)$ (the others), with
-    $\\sigma_b$ = `activations[code[b]]`; A shared `(n, n)` or per member `(n, n, B)`."""
+    """$\\dot x = \\sigma_s(Ax)$ (pre segments) or $A\\sigma_s(x)$ (post segments);
+    A shared `(n, n)` or per member `(n, n, B)`; `segments[s] = (form, activation index)`."""
 
     A: Float[Array, "n n *B"]
-    pre: Bool[Array, " B"]
-    code: Int[Array, " B"]
     activations: tuple[Activation, ...] = eqx.field(static=True)
-    forms: tuple[str, ...] = eqx.field(static=True)
+    segments: tuple[tuple[str, int], ...] = eqx.field(static=True)
+    width: int = eqx.field(static=True)
 
-    def _act(self, method: str, Z):
-        """`activations[code].method(Z)` per member (column) of `Z` `(n, B)`."""
-        out = getattr(self.activations[0], method)(Z)
-        for i, act in enumerate(self.activations[1:], 1):
-            out = jnp.where((self.code == i)[None, :], getattr(act, method)(Z), out)
-        return out
+    def _per_segment(self, Z, fn):
+        """`fn(segment, Z_segment)` on each segment of `Z` `(..., B)` (B a multiple of
+        `len(segments) * width`), reassembled in place."""
+        S, w = len(self.segments), self.width
+        if S == 1:
+            return fn(self.segments[0], Z)
+        lead, B = Z.shape[:-1], Z.shape[-1]
+        Zr = Z.reshape(*lead, B // (S * w), S, w)
+        parts = [fn(seg, Zr[..., i, :]) for i, seg in enumerate(self.segments)]
+        out = jnp.stack(parts, axis=-2)  # (..., B / (S w), S, w); fn may reduce leading axes
+        return out.reshape(*out.shape[:-3], B)
 
-    def _mixed(self) -> bool:
-        return len(self.forms) > 1
+    def _pre_mask(self, B: int):
+        """(B,) numpy bool: the members of pre-form segments (a compile-time constant)."""
+        one = np.repeat([f == "pre" for f, _ in self.segments], self.width)
+        return np.tile(one, B // one.size)
+
+    def _forms(self) -> set[str]:
+        return {f for f, _ in self.segments}
+
+    def _sigma(self, Z, method="fn", only=None):
+        """The segment's activation `method` on its members; `only` ("pre"/"post"): other
+        forms' segments pass Z through unchanged."""
+        def fn(seg, Zs):
+            form, a = seg
+            if only is not None and form != only:
+                return Zs
+            return getattr(self.activations[a], method)(Zs)
+
+        return self._per_segment(Z, fn)
 
     def rhs(self, X, t=0.0, args=None):
-        if not self._mixed():
-            if self.forms[0] == "pre":
-                return self._act("fn", matvec(self.A, X))
-            return matvec(self.A, self._act("fn", X))
-        pre = self.pre[None, :]
-        V = matvec(self.A, jnp.where(pre, X, self._act("fn", X)))
-        return jnp.where(pre, self._act("fn", V), V)
+        forms = self._forms()
+        if forms == {"pre"}:
+            return self._sigma(matvec(self.A, X))
+        if forms == {"post"}:
+            return matvec(self.A, self._sigma(X))
+        V = matvec(self.A, self._sigma(X, only="post"))  # A x (pre), A sigma(x) (post)
+        return self._sigma(V, only="pre")
 
-    def _pre_argument(self, X):
+    def _sigma_argument(self, X):
         """What sigma is applied to: Ax for pre members, x for post members."""
-        if not self._mixed():
-            return matvec(self.A, X) if self.forms[0] == "pre" else X
-        return jnp.where(self.pre[None, :], matvec(self.A, X), X)
+        forms = self._forms()
+        if forms == {"post"}:
+            return X
+        V = matvec(self.A, X)
+        if forms == {"pre"}:
+            return V
+        return jnp.where(self._pre_mask(X.shape[1])[None, :], V, X)
 
     def jacobian(self, X, t=0.0, args=None):
-        D = self._act("derivative", self._pre_argument(X))
+        D = self._sigma(self._sigma_argument(X), "derivative")
         A3 = self.A[:, :, None] if self.A.ndim == 2 else self.A
-        J_pre = D[:, None, :] * A3  # diag(sigma'(Ax)) A
-        J_post = A3 * D[None, :, :]  # A diag(sigma'(x))
-        if not self._mixed():
-            J = J_pre if self.forms[0] == "pre" else J_post
+        forms = self._forms()
+        if forms == {"pre"}:
+            J = D[:, None, :] * A3  # diag(sigma'(Ax)) A
+        elif forms == {"post"}:
+            J = A3 * D[None, :, :]  # A diag(sigma'(x))
         else:
-            J = jnp.where(self.pre[None, None, :], J_pre, J_post)
+            J = jnp.where(self._pre_mask(X.shape[1])[None, None, :], D[:, None, :] * A3,
+                          A3 * D[None, :, :])
         return jnp.broadcast_to(J, (*J.shape[:2], X.shape[1]))
 
     @property
     def is_affine(self) -> bool:
-        return all(a.is_linear for a in self.activations)
+        return all(self.activations[a].is_linear for _, a in self.segments)
 
     def has_invariant(self) -> bool:
         return True
@@ -75,25 +103,32 @@ class BatchField(AbstractField):
         """Each member's own invariant (`PreActivation.invariant` / `PostActivation.
         invariant`) at states `(B, n)`."""
         X = x.T
-        inv = rowsum(self._act("antiderivative", self._pre_argument(X)))
-        lin = [i for i, a in enumerate(self.activations) if a.is_linear]
-        if lin and "pre" in self.forms:  # linear pre members: 1/2 |x|^2, as PreActivation
-            is_lin = self.pre & jnp.isin(self.code, jnp.asarray(lin))
-            inv = jnp.where(is_lin, 0.5 * sqnorm(X), inv)
+
+        def fn(seg, Zs):
+            form, a = seg
+            act = self.activations[a]
+            return rowsum(act.antiderivative(Zs))
+
+        inv = self._per_segment(self._sigma_argument(X), fn)
+        # linear pre members: 1/2 |x|^2, as PreActivation
+        lin = [(f == "pre" and self.activations[a].is_linear) for f, a in self.segments]
+        if any(lin):
+            mask = np.tile(np.repeat(lin, self.width), X.shape[1] // (len(lin) * self.width))
+            inv = jnp.where(mask, 0.5 * sqnorm(X), inv)
         return inv
 
-    def uses_invariant(self):
-        """Per member: growth measured on the invariant (odd activations) or on |x|^2."""
-        odd = jnp.asarray([a.odd for a in self.activations])
-        return odd[self.code]
+    def uses_invariant(self, B: int):
+        """(B,) numpy bool: growth measured on the invariant (odd activations) or |x|^2."""
+        one = np.repeat([self.activations[a].odd for _, a in self.segments], self.width)
+        return np.tile(one, B // one.size)
 
     def member_spec(self, axis: str):
-        """`PartitionSpec`s for a batch sharded over mesh axis `axis`: the per-member
-        arrays are split with the batch, a shared A replicated."""
+        """`PartitionSpec`s for a batch sharded over mesh axis `axis` (whole chunks per
+        device): a per-member A is split with the batch, a shared one replicated."""
+        import jax
         from jax.sharding import PartitionSpec as P
 
         specs = jax.tree.map(lambda _: P(), eqx.filter(self, eqx.is_array))
-        specs = eqx.tree_at(lambda f: (f.pre, f.code), specs, (P(axis), P(axis)))
         if self.A.ndim == 3:
             specs = eqx.tree_at(lambda f: f.A, specs, P(None, None, axis))
         return specs

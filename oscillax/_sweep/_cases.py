@@ -56,46 +56,32 @@ def case_arrays(spec: SweepSpec, dim: int, seeds, dtype):
 
 
 def chunk_inputs(spec: SweepSpec, chunk, rows):
-    """One chunk's rows and its engine inputs padded to its width:
-    `(sel, A, pre, code, X0, h, steps, thr2)` (numpy; batch on the last axis)."""
+    """One chunk's rows and its engine inputs in the chunk's member order (padding: a
+    0-step copy of the chunk's first member): `(sel, A, X0, h, steps, thr2)`, numpy with
+    the batch on the last axis; `sel` holds the real members' rows, in member order."""
     dtype = np.dtype(spec.dtype)
-    sel = rows.loc[chunk.traj_ids]
-    pad = chunk.width - len(sel)
-    seeds = sel["seed"].to_numpy()
+    real = chunk.traj_ids >= 0
+    ids = np.where(real, chunk.traj_ids, chunk.traj_ids[real][0])
+    full = rows.loc[ids]
+    seeds = full["seed"].to_numpy()
     uniq, inverse = np.unique(seeds, return_inverse=True)
     A_u, d_u = case_arrays(spec, chunk.dim, uniq, dtype)
-    X0 = (d_u[inverse].T * sel["amplitude"].to_numpy()[None, :]).astype(dtype)  # (n, m)
+    X0 = (d_u[inverse].T * full["amplitude"].to_numpy()[None, :]).astype(dtype)  # (n, B)
     shared = chunk.dim > SMALL_N
-    A = A_u[0] if shared else np.moveaxis(A_u[inverse], 0, -1)  # (n, n) or (n, n, m)
-    pre = (sel["form"].to_numpy() == "pre")
-    acts = program_activations(spec, chunk)
-    code = np.asarray([acts.index(a) for a in sel["activation"]], np.int32)
-    h = sel["dt"].to_numpy()
-    steps = sel["steps"].to_numpy()
-    if pad:  # padding repeats the first member with 0 steps: it does no work, is dropped
-        rep = lambda x, ax: np.concatenate([x, np.repeat(np.take(x, [0], ax), pad, ax)], ax)
-        X0, pre, code, h = rep(X0, 1), rep(pre, 0), rep(code, 0), rep(h, 0)
-        steps = np.concatenate([steps, np.zeros(pad, steps.dtype)])
-        A = A if shared else rep(A, 2)
+    A = A_u[0] if shared else np.moveaxis(A_u[inverse], 0, -1)  # (n, n) or (n, n, B)
+    h = full["dt"].to_numpy()
+    steps = np.where(real, full["steps"].to_numpy(), 0)
     norm0 = np.linalg.norm(X0.astype(np.float64), axis=0)
     thr = spec.thresholds.divergence_threshold * np.maximum(norm0, 1.0)
     thr2 = np.minimum(thr * thr, np.finfo(dtype).max).astype(dtype)
-    return sel, A, pre, code, X0, h.astype(dtype), steps.astype(np.int32), thr2
+    return full[real], A, X0, h.astype(dtype), steps.astype(np.int32), thr2
 
 
-def program_activations(spec: SweepSpec, chunk) -> tuple[str, ...]:
-    """The activations a chunk's program evaluates (`code` indexes them)."""
-    return spec.activations if chunk.activation is None else (chunk.activation,)
-
-
-def program_forms(spec: SweepSpec, chunk) -> tuple[str, ...]:
-    return tuple(f for f in FORMS if f in spec.forms) if chunk.form is None else (chunk.form,)
-
-
-def batch_field(spec: SweepSpec, chunk, A, pre, code) -> BatchField:
-    """The engine's field for a chunk's program."""
-    acts = tuple(get_activation(a) for a in program_activations(spec, chunk))
-    return BatchField(A, pre, code, acts, program_forms(spec, chunk))
+def batch_field(spec: SweepSpec, chunk, A) -> BatchField:
+    """The engine's field for a chunk's program (its segments of forms and activations)."""
+    acts = tuple(get_activation(a) for a in spec.activations)
+    segments = tuple((f, spec.activations.index(a)) for f, a in chunk.segments)
+    return BatchField(A, acts, segments, chunk.seg_width)
 
 
 def case(spec: SweepSpec, row) -> dict:

@@ -32,8 +32,7 @@ def example_paths(activations, *, form: str = "post", solver: str, dt: float, t1
     acts = tuple(get_activation(a) for a in activations)
     B = len(acts)
     A = skew_from_frequencies([1.0])
-    field = BatchField(A, jnp.full((B,), form == "pre"), jnp.arange(B, dtype=jnp.int32), acts,
-                       (form,))
+    field = BatchField(A, acts, tuple((form, i) for i in range(B)), 1)
     steps = int(round(t1 / dt))
     X0 = jnp.tile(jnp.asarray([[1.0], [0.0]], A.dtype), (1, B))
     saved, inv = _paths(field, FIXED_SOLVERS[solver], X0, dt, steps=steps,

@@ -1,13 +1,12 @@
 """The plan of a sweep: the grid of trajectories and its deterministic cut into chunks.
 
-One compiled program serves every (form, activation) of a dimension and explicit solver
-(`BatchField`), so such a group holds all trajectories of one (dim, solver); an implicit
-solver, which evaluates the field many times per step, gets one program per (dim, solver,
-form) instead (measured: cheaper than evaluating both forms per member, and far cheaper to
-compile than one program per activation). Inside a group,
-trajectories are sorted by step count, so a chunk's loop runs about as many steps as its
-members need: total work is about the sum of the trajectories' steps, not the max step
-count times the number of cases. Chunks depend only on the spec and the chunk size.
+One compiled program serves every (form, activation) of a dimension and solver
+(`BatchField`): a chunk holds `width` trajectories of each (form, activation) segment,
+the same (dt, amplitude, seed) cases in each, so a group holds all trajectories of one
+(dim, solver). Inside a group, cases are sorted by step count, so a chunk's loop runs
+about as many steps as its members need: total work is about the sum of the trajectories'
+steps, not the max step count times the number of cases. Chunks depend only on the spec
+and the chunk size.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from .._field import SMALL_N
-from .._solver import FIXED_SOLVERS
 from ._spec import SweepSpec
 
 AXES = ("form", "activation", "solver", "dt", "dim", "amplitude", "seed")
@@ -49,21 +47,32 @@ def grid(spec: SweepSpec) -> pd.DataFrame:
 
 @dataclasses.dataclass(frozen=True)
 class Chunk:
-    """Trajectories integrated together in one compiled call (padded to `width`)."""
+    """Trajectories integrated together in one compiled call.
+
+    `traj_ids` `(len(segments) * seg_width,)` is segment-major: `seg_width` members of the
+    first (form, activation) segment, then of the second, ...; -1 marks padding (a 0-step
+    copy of another member)."""
 
     index: int
     dim: int
     solver: str
-    traj_ids: np.ndarray  # (<= width,)
-    width: int
+    traj_ids: np.ndarray
+    seg_width: int
+    segments: tuple[tuple[str, str], ...]
     seed: int | None = None  # the one seed of a chunk whose A is shared (dim > SMALL_N)
-    form: str | None = None  # the chunk's one form and activation (implicit solvers), or
-    activation: str | None = None  # None: every form / activation of the spec
+
+    @property
+    def width(self) -> int:
+        return len(self.traj_ids)
+
+    @property
+    def n_members(self) -> int:
+        return int(np.sum(self.traj_ids >= 0))
 
     @property
     def program(self) -> tuple:
         """What fixes the compiled program (chunks with equal keys share it)."""
-        return (self.dim, self.solver, self.width, self.form, self.activation)
+        return (self.dim, self.solver, self.seg_width, self.segments)
 
 
 def group_chunk_size(steps: np.ndarray, chunk_size: int, pieces: int = 8) -> int:
@@ -79,27 +88,33 @@ def group_chunk_size(steps: np.ndarray, chunk_size: int, pieces: int = 8) -> int
 
 
 def plan(spec: SweepSpec, chunk_size: int) -> list[Chunk]:
-    """Deterministic chunking: groups by compiled program, then by step count."""
+    """Deterministic chunking: groups by compiled program, then by step count.
+
+    `chunk_size` is the number of trajectories per call; each of the S = forms ×
+    activations segments gets `chunk_size // S` of them (at least 1)."""
     if chunk_size < 1:
         raise ValueError(f"`chunk_size` must be >= 1; got {chunk_size}.")
     g = grid(spec)
-    implicit = {s: FIXED_SOLVERS[s].implicit for s in spec.solvers}
-    g["_form"] = np.where(g["solver"].map(implicit), g["form"], None)
-    g["_act"] = None
+    segments = tuple((f, a) for f in spec.forms for a in spec.activations)
+    S = len(segments)
     chunks: list[Chunk] = []
-    keys = ["dim", "solver", "_form", "_act"]
-    for (dim, sol, form, act), sub in g.groupby(keys, sort=False, dropna=False):
+    for (dim, sol), sub in g.groupby(["dim", "solver"], sort=False):
         # Large n: one shared A per chunk (a real matmul), so chunks don't mix seeds.
         parts = ([(None, sub)] if dim <= SMALL_N
                  else [(int(s), p) for s, p in sub.groupby("seed", sort=True)])
         for seed, part in parts:
+            # (the grid is a full product: every segment has the same cases)
             part = part.sort_values(["steps", "traj_id"], ascending=[False, True], kind="stable")
-            ids = part["traj_id"].to_numpy()
-            size = group_chunk_size(part["steps"].to_numpy(), chunk_size)
-            for start in range(0, ids.size, size):
-                chunks.append(Chunk(len(chunks), int(dim), sol, ids[start:start + size], size,
-                                    seed, None if pd.isna(form) else form,
-                                    None if pd.isna(act) else act))
+            ids = np.stack([part.loc[(part["form"] == f) & (part["activation"] == a),
+                                     "traj_id"].to_numpy() for f, a in segments])  # (S, m)
+            seg_steps = g["steps"].to_numpy()[ids[0]]  # traj_id == row position in g
+            w = group_chunk_size(seg_steps, max(1, chunk_size // S))
+            for start in range(0, ids.shape[1], w):
+                block = ids[:, start:start + w]
+                if block.shape[1] < w:
+                    block = np.pad(block, ((0, 0), (0, w - block.shape[1])), constant_values=-1)
+                chunks.append(Chunk(len(chunks), int(dim), sol, block.reshape(-1), w,
+                                    segments, seed))
     return chunks
 
 

@@ -27,7 +27,7 @@ from .._monitor import integrate_monitored, integrate_monitored_sharded
 from .._solver import FIXED_SOLVERS
 from .._theory import amplification
 from . import _store
-from ._cases import batch_field, chunk_inputs, program_activations
+from ._cases import batch_field, chunk_inputs
 from ._plan import AXES, Chunk, grid, iter_chunks, plan, side_by_side
 from ._result import MEASURED, SweepResult, summarize
 from ._spec import SweepSpec
@@ -49,20 +49,20 @@ def _call(spec: SweepSpec, chunk: Chunk, ins: list, place):
     """One engine call over chunk inputs laid side by side on the batch axis."""
     shared = ins[0][1].ndim == 2
     A = ins[0][1] if shared else np.concatenate([x[1] for x in ins], axis=2)
-    pre, code, X0, h, steps, thr2 = (np.concatenate([x[i] for x in ins], axis=-1)
-                                     for i in range(2, 8))
+    X0, h, steps, thr2 = (np.concatenate([x[i] for x in ins], axis=-1) for i in range(2, 6))
+    field = batch_field(spec, chunk, A)
+    use_inv = field.uses_invariant(X0.shape[1])
     if place is not None:  # batch axis sharded over the devices; a shared A replicated
-        put = {1: lambda x: place(x, 1), 0: lambda x: place(x, 0)}
         A = place(A, None if shared else 2)
-        X0 = put[1](X0)
-        pre, code, h, steps, thr2 = (put[0](x) for x in (pre, code, h, steps, thr2))
+        X0 = place(X0, 1)
+        h, steps, thr2, use_inv = (place(x, 0) for x in (h, steps, thr2, use_inv))
     else:
-        A, pre, code, X0, h, steps, thr2 = (jnp.asarray(x) for x in
-                                            (A, pre, code, X0, h, steps, thr2))
-    field = batch_field(spec, chunk, A, pre, code)
+        A, X0, h, steps, thr2, use_inv = (jnp.asarray(x) for x in
+                                          (A, X0, h, steps, thr2, use_inv))
+    field = batch_field(spec, chunk, A)
     return integrate(place, field, FIXED_SOLVERS[chunk.solver], X0, h, steps, thr2,
                      check_every=spec.check_every, samples=spec.samples,
-                     use_invariant=field.uses_invariant())
+                     use_invariant=use_inv)
 
 
 def run_chunks(spec: SweepSpec, chunks: list[Chunk], rows: pd.DataFrame, place=None,
@@ -79,17 +79,19 @@ def run_chunks(spec: SweepSpec, chunks: list[Chunk], rows: pd.DataFrame, place=N
     if any(c.program != c0.program for c in chunks):
         raise ValueError("run_chunks needs chunks of one program (`Chunk.program`).")
     ins = [chunk_inputs(spec, c, rows) for c in chunks]
-    sel0, A, pre, code, X0, h, steps, thr2 = ins[0]
-    filler = (None, A, pre, code, X0, h, np.zeros_like(steps), thr2)
+    sel0, A, X0, h, steps, thr2 = ins[0]
+    filler = (None, A, X0, h, np.zeros_like(steps), thr2)
     ins += [filler] * (max(slots, len(chunks)) - len(chunks))
     out = jax.device_get(_call(spec, c0, ins, place))
-    odd = np.asarray([get_activation(a).odd for a in program_activations(spec, c0)])
+    odd = np.asarray([get_activation(a).odd for a in spec.activations])
     frames = []
     for i, (chunk, x) in enumerate(zip(chunks, ins)):
-        lo, m = i * c0.width, len(chunk.traj_ids)
-        part = type(out)(*(np.asarray(v)[..., lo:lo + m] for v in out))
-        use_inv = odd[np.asarray(x[3][:m], np.int64)]
-        frames.append(chunk_rows(spec, chunk, x[0], part, use_inv))
+        real = np.flatnonzero(chunk.traj_ids >= 0) + i * c0.width
+        part = type(out)(*(np.asarray(v)[..., real] for v in out))
+        sel = x[0]
+        use_inv = odd[[spec.activations.index(a) for a in sel["activation"]]]
+        frames.append(chunk_rows(spec, chunk, sel, part, use_inv).sort_values(
+            "traj_id", kind="stable").reset_index(drop=True))
     return frames
 
 
@@ -123,9 +125,8 @@ def compile_ahead(spec: SweepSpec, batches: list[list[Chunk]], rows, place, slot
         c0 = batch[0]
         if c0.program in futures:
             continue
-        ins = [chunk_inputs(spec, c0, rows)]
-        sel, A, pre, code, X0, h, steps, thr2 = ins[0]
-        ins = [(sel, A, pre, code, X0, h, np.zeros_like(steps), thr2)] * max(slots, 1)
+        sel, A, X0, h, steps, thr2 = chunk_inputs(spec, c0, rows)
+        ins = [(sel, A, X0, h, np.zeros_like(steps), thr2)] * max(slots, 1)
         futures[c0.program] = pool.submit(
             lambda ins=ins, c=c0: jax.block_until_ready(_call(spec, c, ins, place)))
     pool.shutdown(wait=False)
@@ -216,8 +217,8 @@ def _execute(r: _Run, place, progress: bool) -> list[pd.DataFrame]:
     todo = list(iter_chunks(chunks, done, r.process_index, r.process_count))
     batches = list(side_by_side(todo, slots))
     ready = compile_ahead(spec, batches, rows, place, slots)
-    n_mine = sum(len(c.traj_ids) for c in mine)
-    n_done = n_mine - sum(len(c.traj_ids) for c in todo)
+    n_mine = sum(c.n_members for c in mine)
+    n_done = n_mine - sum(c.n_members for c in todo)
     frames: list[pd.DataFrame] = []
     prog, task = _progress(progress, n_mine, n_done)
     t0, start_done = time.perf_counter(), n_done
@@ -229,7 +230,7 @@ def _execute(r: _Run, place, progress: bool) -> list[pd.DataFrame]:
                     _store.write_part(r.run_dir, c.index, df)
                 else:
                     frames.append(df)
-                n_done += len(c.traj_ids)
+                n_done += c.n_members
             el = time.perf_counter() - t0
             prog.update(task, completed=n_done,
                         rate=f"{(n_done - start_done) / max(el, 1e-9):,.0f} traj/s")

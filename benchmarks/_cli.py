@@ -115,7 +115,8 @@ def _loadavg():
 
 
 def main(argv=None) -> int:
-    names = "W2,W512,atlas,grad,longrun"  # listed here: importing _workloads loads numpy
+    # listed here: importing _workloads loads numpy
+    names = "e2e-atlas,e2e-sweep,W2,W512,atlas,grad,longrun"
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="oscillax and its peers (diffrax, numpy, torchdiffeq, scipy) on the same "

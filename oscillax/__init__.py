@@ -2,6 +2,17 @@
 
 import importlib.metadata
 
+from . import _distributed
+
+# Sweeps run one chunk per device; on a CPU machine JAX has one device unless asked before
+# it starts, so a plain script would use one core. Ask now for one CPU device per core
+# (only CPU devices; skipped when JAX already started or XLA_FLAGS sets a count;
+# OSCILLAX_CPU_DEVICES=1 turns it off). A bad OSCILLAX_CPU_DEVICES is reported by the CLI.
+try:
+    _distributed.use_cpu_cores()
+except ValueError:
+    pass
+
 from ._activation import ACTIVATIONS as ACTIVATIONS
 from ._activation import Activation as Activation
 from ._activation import get_activation as get_activation

@@ -5,12 +5,26 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from typing import Any, NamedTuple
 
 import numpy as np
 
-GROWTH_SUMS = ("na", "ta", "ga", "tta", "tga", "nb", "tb", "gb", "ttb", "tgb")
-"""The engine's regression sums of g = log(E/E0) on t: count, sum t, sum g, sum t^2 and
-sum t g over the samples in the first half of the run (a) and the second half (b)."""
+
+class GrowthSums(NamedTuple):
+    """The engine's regression sums of g = log(E/E0) on t, per member: count, sum t, sum g,
+    sum t^2 and sum t g over the samples in the first half of the run (a) and the second
+    half (b)."""
+
+    na: Any
+    ta: Any
+    ga: Any
+    tta: Any
+    tga: Any
+    nb: Any
+    tb: Any
+    gb: Any
+    ttb: Any
+    tgb: Any
 
 
 class TrajectoryClass(enum.IntEnum):
@@ -75,7 +89,7 @@ def reduce_monitors(out, h, steps, use_invariant) -> dict[str, np.ndarray]:
     """Turn the engine's `MonitorOutput` (as numpy) into the measured columns.
     `use_invariant`: per member (or for all), whether growth is measured on the invariant."""
     f64 = lambda k: np.asarray(getattr(out, k), np.float64)
-    na, ta, ga, tta, tga, nb, tb, gb, ttb, tgb = (f64(k) for k in GROWTH_SUMS)
+    na, ta, ga, tta, tga, nb, tb, gb, ttb, tgb = (np.asarray(v, np.float64) for v in out.sums)
     rate_early = _slope(na, ta, ga, tta, tga)
     rate_late = _slope(nb, tb, gb, ttb, tgb)
     div_at = np.asarray(out.diverged_at, np.int64)

@@ -332,24 +332,24 @@ class PreActivation(AbstractSkewField):
         self.gamma = gamma
         self.gamma_is_zero = isinstance(gamma, float) and gamma == 0.0
 
-    def _rhs_with_input(self, X, inp):
+    def _argument(self, X, inp):
+        """What sigma is applied to: $z = Ax + b + Bu$."""
         Z = matvec(self.A, X, self.dense)
         if self.bias is not None:
             Z = Z + self.bias[:, None]
         if inp is not None:
             Z = Z + inp
-        out = self.activation.fn(Z)
+        return Z
+
+    def _rhs_with_input(self, X, inp):
+        out = self.activation.fn(self._argument(X, inp))
         if not self.gamma_is_zero:
             out = out - self.gamma * X
         return out
 
     def _jacobian_with_input(self, X, inp):
         # J = diag(sigma'(z)) A - gamma I, z = Ax + b + Bu
-        Z = matvec(self.A, X, self.dense)
-        if self.bias is not None:
-            Z = Z + self.bias[:, None]
-        if inp is not None:
-            Z = Z + inp
+        Z = self._argument(X, inp)
         A3 = self.A[:, :, None] if self.A.ndim == 2 else self.A
         J = self.activation.derivative(Z)[:, None, :] * A3
         if not self.gamma_is_zero:

@@ -24,7 +24,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._classify import GROWTH_SUMS
+from ._classify import GrowthSums
 from ._engine import ENGINE_COMPILER_OPTIONS, advance
 from ._field import AbstractSkewField, sqnorm
 from ._solver import AbstractFixedSolver
@@ -32,7 +32,7 @@ from ._solver import AbstractFixedSolver
 
 class MonitorOutput(NamedTuple):
     """Per-trajectory reductions of `integrate_monitored`; every field is `(B,)` but `X`
-    `(n, B)`. `na` ... `tgb` are the growth-rate regression sums (`_classify.GROWTH_SUMS`)."""
+    `(n, B)`; `sums` holds the growth-rate regression sums."""
 
     X: jax.Array
     alive: jax.Array
@@ -50,21 +50,7 @@ class MonitorOutput(NamedTuple):
     max_drift: jax.Array
     speed0: jax.Array
     speed_final: jax.Array
-    na: jax.Array
-    ta: jax.Array
-    ga: jax.Array
-    tta: jax.Array
-    tga: jax.Array
-    nb: jax.Array
-    tb: jax.Array
-    gb: jax.Array
-    ttb: jax.Array
-    tgb: jax.Array
-
-    @property
-    def sums(self):
-        """The regression sums stacked, `(10, B)`, in `GROWTH_SUMS` order."""
-        return jnp.stack([getattr(self, k) for k in GROWTH_SUMS])
+    sums: GrowthSums
 
 
 class _Blocks(NamedTuple):
@@ -81,20 +67,11 @@ class _Blocks(NamedTuple):
 
 class _Samples(NamedTuple):
     """The outer loop's monitor carry: the next sample point, the max drift and the
-    growth-rate regression sums (`GROWTH_SUMS`)."""
+    growth-rate regression sums."""
 
     next_sample: jax.Array
     max_drift: jax.Array
-    na: jax.Array
-    ta: jax.Array
-    ga: jax.Array
-    tta: jax.Array
-    tga: jax.Array
-    nb: jax.Array
-    tb: jax.Array
-    gb: jax.Array
-    ttb: jax.Array
-    tgb: jax.Array
+    sums: GrowthSums
 
 
 def _sign_bit(x):
@@ -191,13 +168,15 @@ def _sample(c: _Blocks, m: _Samples, *, field, h, E0, nrm2_0, use_inv, half, nex
     w1 = (sampled & (k <= half)).astype(dtype)
     w2 = (sampled & (k > half)).astype(dtype)
     nxt = jnp.where(sampled, next_sample(k), m.next_sample)
+    s = m.sums
     m = _Samples(
         next_sample=nxt,
         max_drift=jnp.where(sampled, jnp.maximum(m.max_drift, drift), m.max_drift),
-        na=m.na + w1, ta=m.ta + w1 * t, ga=m.ga + w1 * g,
-        tta=m.tta + w1 * t * t, tga=m.tga + w1 * t * g,
-        nb=m.nb + w2, tb=m.tb + w2 * t, gb=m.gb + w2 * g,
-        ttb=m.ttb + w2 * t * t, tgb=m.tgb + w2 * t * g,
+        sums=GrowthSums(
+            na=s.na + w1, ta=s.ta + w1 * t, ga=s.ga + w1 * g,
+            tta=s.tta + w1 * t * t, tga=s.tga + w1 * t * g,
+            nb=s.nb + w2, tb=s.tb + w2 * t, gb=s.gb + w2 * g,
+            ttb=s.ttb + w2 * t * t, tgb=s.tgb + w2 * t * g),
     )
     return c._replace(stop=jnp.min(nxt)), m
 
@@ -269,7 +248,7 @@ def _integrate_monitored(
     c0 = _Blocks(k0=jnp.asarray(0, jnp.int32), replay_to=jnp.asarray(0, jnp.int32),
                  stop=jnp.min(first), X=X0, S=S0, replay=jnp.zeros((B,), bool),
                  max_nrm2=nrm2_0)
-    m0 = _Samples(first, zero, *([zero] * len(GROWTH_SUMS)))
+    m0 = _Samples(first, zero, GrowthSums(*([zero] * len(GrowthSums._fields))))
     block = lambda c: _block(c, field=field, solver=solver, h_row=h[None, :], steps=steps,
                              thr2=thr2, K=K)
 
@@ -301,7 +280,7 @@ def _integrate_monitored(
         max_drift=m.max_drift,
         speed0=speed0,
         speed_final=jnp.sqrt(jnp.sum(field.rhs(X) ** 2, axis=0)),
-        **{k: getattr(m, k) for k in GROWTH_SUMS},
+        sums=m.sums,
     )
 
 
@@ -341,7 +320,8 @@ def integrate_monitored_sharded(
                                     check_every=check_every, samples=samples,
                                     use_invariant=use_inv if per_member_inv else use_invariant)
 
-    out_spec = MonitorOutput(*[bb if k == "X" else b for k in MonitorOutput._fields])
+    out_spec = MonitorOutput(*[bb if k == "X" else b for k in MonitorOutput._fields[:-1]],
+                             GrowthSums(*([b] * len(GrowthSums._fields))))
     inv_arg = use_invariant if per_member_inv else jnp.zeros(X0.shape[1:], bool)
     fn = jax.shard_map(local, mesh=mesh, in_specs=(dyn_spec, bb, b, b, b, b),
                        out_specs=out_spec, check_vma=False)

@@ -79,8 +79,8 @@ def test_a_member_does_not_depend_on_its_batch():
     for b in (0, 4, 8):
         one = integrate_monitored(field, FIXED_SOLVERS["euler"], x0[b:b + 1].T, h[b:b + 1],
                                   steps[b:b + 1], thr2[b:b + 1], **kw)
-        np.testing.assert_array_equal(np.asarray(one.sums[:, 0]),
-                                      np.asarray(full.sums[:, b]))
+        np.testing.assert_array_equal(np.asarray(one.sums)[:, 0],
+                                      np.asarray(full.sums)[:, b])
         assert float(one.max_drift[0]) == float(full.max_drift[b])
     # the sample points: every steps // samples steps (a multiple of the block length when
     # longer than it), and the last step; so at least `samples` of them

@@ -87,7 +87,7 @@ def run_chunks(spec: SweepSpec, chunks: list[Chunk], rows: pd.DataFrame, place=N
     frames = []
     for i, (chunk, x) in enumerate(zip(chunks, ins)):
         real = np.flatnonzero(chunk.traj_ids >= 0) + i * c0.width
-        part = type(out)(*(np.asarray(v)[..., real] for v in out))
+        part = jax.tree.map(lambda v: np.asarray(v)[..., real], out)
         sel = x[0]
         use_inv = odd[[spec.activations.index(a) for a in sel["activation"]]]
         frames.append(chunk_rows(spec, chunk, sel, part, use_inv).sort_values(

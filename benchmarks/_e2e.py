@@ -1,0 +1,218 @@
+"""End-to-end workloads: what a user runs, from a fresh process.
+
+- `e2e-atlas`: the `oscillax atlas` command on a shipped spec (the default one; `quick`
+  with `--quick`), whole command with its figures, in a fresh process: cold (an empty
+  compilation cache) and warm (the cache the cold run filled).
+- `e2e-sweep`: `ox.sweep` called from a plain Python script, nothing configured, on W2 with
+  one random A per trajectory, beside the hand-written `jit(vmap(diffrax Euler))` on the
+  same matrices and starts in the same fresh process. The first call (what a script pays,
+  compilation included) and the steady state (a second call) are both reported.
+
+`python -m benchmarks._e2e sweep --seeds 4096 --steps 100000` runs one sweep child and
+prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._harness import OK, Result
+
+
+@dataclass(frozen=True)
+class _Row:
+    """A row's name (what `impls()` lists for the suite's table and its smoke test)."""
+
+    name: str
+
+_SWEEP_CHILD = "benchmarks._e2e"
+
+
+def _fresh_env(**extra) -> dict:
+    env = dict(os.environ)
+    for k in ("XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR"):
+        env.pop(k, None)
+    env.update(extra)
+    return env
+
+
+def run_atlas(spec: str, cache_dir: str, out: str) -> dict:
+    """One `oscillax atlas SPEC --out OUT` in a fresh process; wall time and the run's own
+    summary (sweep compute time)."""
+    cmd = [sys.executable, "-m", "oscillax", "atlas", spec, "--out", out, "--force"]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, env=_fresh_env(OSCILLAX_CACHE_DIR=cache_dir), capture_output=True,
+                       text=True)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"oscillax atlas failed ({p.returncode}): {p.stderr[-2000:]}")
+    summary = json.loads((Path(out) / "summary.json").read_text())
+    return {"wall_s": wall, "sweep_s": summary["wall_time_s"],
+            "compute_s": summary["compute_time_s"],
+            "trajectories": summary["trajectories"],
+            "traj_steps": summary["trajectory_steps"]}
+
+
+class AtlasCommand:
+    """`oscillax atlas` cold and warm (see the module docstring)."""
+
+    name = "e2e-atlas"
+    title = "the `oscillax atlas` command, whole, fresh process: cold cache, then warm"
+
+    def __init__(self, quick: bool, repeats: int):
+        self.quick = quick
+        self.spec = "quick" if quick else "euler_stability"
+
+    def impls(self) -> list[_Row]:
+        return [_Row(f"oscillax atlas ({label})") for label in ("cold", "warm")]
+
+    def run(self, log=print) -> dict:
+        rows, extra = [], {}
+        with tempfile.TemporaryDirectory(prefix="oscillax-e2e-") as tmp:
+            cache = os.path.join(tmp, "cache")
+            for label in ("cold", "warm"):
+                log(f"  {self.name}: oscillax atlas {self.spec} ({label}) ...")
+                m = run_atlas(self.spec, cache, os.path.join(tmp, f"run-{label}"))
+                extra[label] = m
+                rows.append(Result(
+                    impl=f"oscillax atlas ({label})", status=OK, run_s=m["wall_s"],
+                    first_call_s=m["wall_s"], traj_steps=m["traj_steps"],
+                    traj_steps_per_s=m["traj_steps"] / m["wall_s"],
+                    note=f"whole command {m['wall_s']:.1f} s, of it sweep {m['sweep_s']:.1f} s; "
+                         f"{m['trajectories']:,} trajectories",
+                    description=f"oscillax atlas {self.spec}, fresh process, "
+                                f"{'empty' if label == 'cold' else 'filled'} compilation cache"))
+                log(f"    {m['wall_s']:.1f} s (sweep {m['sweep_s']:.1f} s)")
+        base = rows[0].traj_steps_per_s
+        for r in rows:
+            r.ratio_to_oscillax = r.traj_steps_per_s / base
+        return {"name": self.name, "title": self.title, "params": {"spec": self.spec},
+                "traj_steps": rows[0].traj_steps, "results": [r.to_json() for r in rows],
+                "extra": extra}
+
+
+def _sweep_child(seeds: int, steps: int, dt: float) -> dict:
+    """In this (fresh) process: `ox.sweep` twice, then the diffrax peer, same workload."""
+    t_import = time.perf_counter()
+    import oscillax as ox  # as a script does: nothing configured
+
+    import_s = time.perf_counter() - t_import
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from oscillax._sweep._cases import case_arrays  # the sweep's own cases, for the peer
+
+    spec = ox.SweepSpec(forms=("pre",), activations=("tanh",), solvers=("euler",), dts=(dt,),
+                        dims=(2,), amplitudes=(1.0,), seeds=seeds, steps=steps)
+    ts = seeds * steps
+    out = {"seeds": seeds, "steps": steps, "dt": dt, "traj_steps": ts,
+           "devices": jax.device_count(), "import_s": import_s}
+    t0 = time.perf_counter()
+    r1 = ox.sweep(spec)
+    out["ox_first_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    r2 = ox.sweep(spec)
+    out["ox_warm_s"] = time.perf_counter() - t0
+    assert r1.table["amplitude_final"].equals(r2.table["amplitude_final"])
+
+    A, d = case_arrays(spec, 2, np.arange(seeds), np.float32)  # (S, 2, 2), (S, 2)
+
+    def one(A, y0):
+        term = diffrax.ODETerm(lambda t, y, A: jnp.tanh(A @ y))
+        sol = diffrax.diffeqsolve(term, diffrax.Euler(), 0.0, steps * dt, dt, y0, args=A,
+                                  saveat=diffrax.SaveAt(t1=True), max_steps=steps + 1,
+                                  stepsize_controller=diffrax.ConstantStepSize())
+        return sol.ys[-1]
+
+    peer = jax.jit(jax.vmap(one))
+    Aj, dj = jnp.asarray(A), jnp.asarray(d)
+    t0 = time.perf_counter()
+    yf = jax.block_until_ready(peer(Aj, dj))
+    out["diffrax_first_s"] = time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        jax.block_until_ready(peer(Aj, dj))
+        best = min(best, time.perf_counter() - t0)
+    out["diffrax_warm_s"] = best
+    ours = r2.table.sort_values("traj_id")["amplitude_final"].to_numpy()
+    theirs = np.linalg.norm(np.asarray(yf, np.float64), axis=1)
+    out["max_rel_diff_final_norm"] = float(np.max(np.abs(ours - theirs) / theirs))
+    for k in ("first", "warm"):
+        out[f"ratio_{k}"] = out[f"diffrax_{k}_s"] / out[f"ox_{k}_s"]
+    return out
+
+
+def run_sweep_child(seeds: int, steps: int, dt: float = 0.01) -> dict:
+    cmd = [sys.executable, "-m", _SWEEP_CHILD, "sweep", "--seeds", str(seeds), "--steps",
+           str(steps), "--dt", str(dt)]
+    p = subprocess.run(cmd, env=_fresh_env(), capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parent.parent)
+    if p.returncode != 0:
+        raise RuntimeError(f"sweep child failed ({p.returncode}): {p.stderr[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+class SweepScript:
+    """`ox.sweep` from a plain script beside the diffrax vmap (see the module docstring)."""
+
+    name = "e2e-sweep"
+    title = "ox.sweep from a script, W2 with one random A per trajectory, vs diffrax vmap"
+
+    def __init__(self, quick: bool, repeats: int):
+        self.sizes = [(1024, 10_000)] if quick else [(4096, 100_000), (65536, 10_000)]
+
+    def impls(self) -> list[_Row]:
+        return [_Row(f"{impl} B{s}x{n}") for s, n in self.sizes
+                for impl in ("ox.sweep", "diffrax-vmap")]
+
+    def run(self, log=print) -> dict:
+        rows, extra = [], {}
+        for seeds, steps in self.sizes:
+            log(f"  {self.name}: B = {seeds} x {steps} steps (fresh process) ...")
+            m = run_sweep_child(seeds, steps)
+            key = f"B{seeds}x{steps}"
+            extra[key] = m
+            for impl, pre in (("ox.sweep", "ox"), ("diffrax-vmap", "diffrax")):
+                rows.append(Result(
+                    impl=f"{impl} {key}", status=OK, first_call_s=m[f"{pre}_first_s"],
+                    run_s=m[f"{pre}_warm_s"],
+                    compile_s=m[f"{pre}_first_s"] - m[f"{pre}_warm_s"],
+                    traj_steps=m["traj_steps"],
+                    traj_steps_per_s=m["traj_steps"] / m[f"{pre}_warm_s"],
+                    ratio_to_oscillax=m["ox_warm_s"] / m[f"{pre}_warm_s"],
+                    max_abs_diff_vs_oscillax=None if pre == "ox" else
+                    m["max_rel_diff_final_norm"],
+                    note=(f"first call {m[f'{pre}_first_s']:.2f} s" + (
+                        f"; diffrax / ox: {m['ratio_warm']:.2f}x steady, "
+                        f"{m['ratio_first']:.2f}x first call" if pre == "ox" else ""))))
+            log(f"    ox.sweep {m['ox_warm_s']:.3f} s, diffrax {m['diffrax_warm_s']:.3f} s: "
+                f"{m['ratio_warm']:.2f}x steady, {m['ratio_first']:.2f}x first call")
+        return {"name": self.name, "title": self.title,
+                "params": {"sizes": self.sizes}, "traj_steps": None,
+                "results": [r.to_json() for r in rows], "extra": extra}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks._e2e")
+    sub = ap.add_subparsers(dest="what", required=True)
+    s = sub.add_parser("sweep")
+    s.add_argument("--seeds", type=int, default=4096)
+    s.add_argument("--steps", type=int, default=100_000)
+    s.add_argument("--dt", type=float, default=0.01)
+    a = ap.parse_args(argv)
+    print(json.dumps(_sweep_child(a.seeds, a.steps, a.dt)))
+
+
+if __name__ == "__main__":
+    main()

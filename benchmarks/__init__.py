@@ -1,8 +1,4 @@
-"""Benchmarks of issue #4: oscillax vs diffrax, numpy, torchdiffeq and scipy, side by side.
+"""`python -m benchmarks` in a source checkout: a thin alias of `oscillax.bench` (the
+benchmark suite ships with the package, so `oscillax bench` works from an install too)."""
 
-Run `python -m benchmarks [--quick] [--workloads W2,W512,atlas,grad,longrun] [--repeats N]
-[--out PATH]`, or `oscillax bench` from a source checkout. Workloads are in `_workloads.py`,
-implementations in `_impls.py`, the timing and memory harness in `_harness.py`.
-"""
-
-from ._cli import run as run
+from oscillax.bench import run as run

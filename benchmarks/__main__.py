@@ -1,3 +1,3 @@
-from benchmarks._cli import main
+from oscillax.bench._cli import main
 
 raise SystemExit(main())

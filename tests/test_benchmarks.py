@@ -26,7 +26,7 @@ def _env():
 
 @pytest.mark.slow
 def test_quick_suite_writes_every_implementation(tmp_path):
-    from benchmarks._workloads import WORKLOADS
+    from oscillax.bench._workloads import WORKLOADS
 
     out = tmp_path / "bench.json"
     proc = subprocess.run(
@@ -103,7 +103,7 @@ def test_sweep_script_child_measures_both_and_agrees():
     """The end-to-end child: `ox.sweep` from a fresh script and the diffrax vmap on the same
     random matrices and starts give the same final norms (float32, 200 Euler steps)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks._e2e", "sweep", "--seeds", "64", "--steps", "200"],
+        [sys.executable, "-m", "oscillax.bench._e2e", "sweep", "--seeds", "64", "--steps", "200"],
         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -127,4 +127,11 @@ def test_installed_command_runs_from_an_empty_directory(installed):
     show = _run([bin_ / "oscillax", "show", "r"], cwd=runs, env=env)
     assert "finished" in show.stdout and "status per activation / solver" in show.stdout
     assert sorted(p.name for p in (r / "figures").glob("*.png")) == figures
-    # `oscillax bench --quick` from the wheel: not yet (the benchmarks live in the checkout).
+    # the benchmark suite ships with the package (one quick engine workload: W2)
+    bench = _run([bin_ / "oscillax", "bench", "--quick", "--workloads", "W2", "--repeats", "1",
+                  "--out", "bench.json"], cwd=runs, env=env)
+    report = json.loads((runs / "bench.json").read_text())
+    assert [w["name"] for w in report["workloads"]] == ["W2"]
+    rows = {r["impl"]: r for r in report["workloads"][0]["results"]}
+    assert rows["oscillax"]["status"] == "ok" and rows["diffrax-vmap"]["status"] == "ok"
+    assert "wrote bench.json" in bench.stdout

@@ -117,18 +117,20 @@ def chunk_rows(spec: SweepSpec, chunk: Chunk, sel: pd.DataFrame, out,
 
 
 def compile_ahead(spec: SweepSpec, batches: list[list[Chunk]], rows, place, slots: int):
-    """Compile every distinct program of `batches` concurrently (a 0-step call of each
-    compiles it into JAX's cache). Returns a future per program key."""
+    """Compile every distinct program of `batches` concurrently, one thread per core (a
+    0-step call of each, with its first chunk's inputs, compiles it into JAX's cache;
+    XLA releases the GIL while compiling). Returns a future per program key."""
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
-    futures = {}
-    for batch in batches:
-        c0 = batch[0]
-        if c0.program in futures:
-            continue
+
+    def warm(c0: Chunk):
         sel, A, X0, h, steps, thr2 = chunk_inputs(spec, c0, rows)
         ins = [(sel, A, X0, h, np.zeros_like(steps), thr2)] * max(slots, 1)
-        futures[c0.program] = pool.submit(
-            lambda ins=ins, c=c0: jax.block_until_ready(_call(spec, c, ins, place)))
+        return jax.block_until_ready(_call(spec, c0, ins, place))
+
+    futures = {}
+    for batch in batches:
+        if batch[0].program not in futures:
+            futures[batch[0].program] = pool.submit(warm, batch[0])
     pool.shutdown(wait=False)
     return futures
 

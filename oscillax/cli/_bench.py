@@ -16,7 +16,8 @@ def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes: under a minute.")] = False,
     workloads: Annotated[str | None, typer.Option(
         "--workloads", show_default=False,
-        help="Comma-separated subset of W2,W512,atlas,grad,longrun (default: all).")] = None,
+        help="Comma-separated subset of e2e-atlas,e2e-sweep,W2,W512,atlas,grad,longrun "
+        "(default: all).")] = None,
     repeats: Annotated[int | None, typer.Option(
         "--repeats", show_default=False,
         help="Timed calls after the first one (default: per workload).")] = None,
@@ -28,14 +29,12 @@ def bench(
         help="Threads of the numpy/torch peers (numpy only via OPENBLAS_NUM_THREADS set "
         "before the command).")] = None,
 ) -> None:
-    """Benchmark oscillax against diffrax, numpy, torchdiffeq and scipy.
+    """Benchmark oscillax against diffrax, numpy, torchdiffeq and scipy: the end-to-end
+    rows first (the atlas command, `ox.sweep` from a script), then the engine's.
 
-    Same as `python -m benchmarks`; needs a source checkout, where `benchmarks/` lives."""
-    try:
-        from benchmarks import run as run_benchmarks
-    except ImportError:
-        fail("`oscillax bench` needs the `benchmarks` package of a source checkout: run it "
-             "from the repository root (or `python -m benchmarks` there).")
+    Optional peers (`pip install oscillax[peers]`) are skipped when absent."""
+    from ..bench import run as run_benchmarks
+
     try:
         run_benchmarks(quick=quick, workloads=workloads, repeats=repeats, out=out,
                        peer_threads=peer_threads)

@@ -166,7 +166,7 @@ def oscillax_sweep_final(p: Problem) -> Prepared:
     steps = place(jnp.full((B,), p.steps, jnp.int32), 0)
 
     def run():
-        return call(field, solver, X0, h, steps, thr2)["X"]
+        return call(field, solver, X0, h, steps, thr2).X
 
     return Prepared(run, to_numpy=lambda X: np.asarray(X).T, note=where)
 
@@ -183,7 +183,7 @@ def oscillax_sweep_atlas(p: Problem) -> Prepared:
             for dt, s in zip(p.dts, p.steps_list)]
 
     def run():
-        return [call(field, solver, X0, h, steps, thr2)["X"] for h, steps in args]
+        return [call(field, solver, X0, h, steps, thr2).X for h, steps in args]
 
     return Prepared(run, to_numpy=lambda out: np.stack([np.asarray(X).T for X in out]),
                     note=where)

@@ -8,7 +8,7 @@
   same matrices and starts in the same fresh process. The first call (what a script pays,
   compilation included) and the steady state (a second call) are both reported.
 
-`python -m benchmarks._e2e sweep --seeds 4096 --steps 100000` runs one sweep child and
+`python -m oscillax.bench._e2e sweep --seeds 4096 --steps 100000` runs one sweep child and
 prints one JSON line.
 """
 
@@ -33,7 +33,7 @@ class _Row:
 
     name: str
 
-_SWEEP_CHILD = "benchmarks._e2e"
+_SWEEP_CHILD = "oscillax.bench._e2e"
 
 
 def _fresh_env(**extra) -> dict:
@@ -157,7 +157,7 @@ def run_sweep_child(seeds: int, steps: int, dt: float = 0.01) -> dict:
     cmd = [sys.executable, "-m", _SWEEP_CHILD, "sweep", "--seeds", str(seeds), "--steps",
            str(steps), "--dt", str(dt)]
     p = subprocess.run(cmd, env=_fresh_env(), capture_output=True, text=True,
-                       cwd=Path(__file__).resolve().parent.parent)
+                       cwd=tempfile.gettempdir())
     if p.returncode != 0:
         raise RuntimeError(f"sweep child failed ({p.returncode}): {p.stderr[-2000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -170,7 +170,7 @@ class SweepScript:
     title = "ox.sweep from a script, W2 with one random A per trajectory, vs diffrax vmap"
 
     def __init__(self, quick: bool, repeats: int):
-        self.sizes = [(1024, 10_000)] if quick else [(4096, 100_000), (65536, 10_000)]
+        self.sizes = [(4096, 2_000)] if quick else [(4096, 100_000), (65536, 10_000)]
 
     def impls(self) -> list[_Row]:
         return [_Row(f"{impl} B{s}x{n}") for s, n in self.sizes
@@ -204,7 +204,7 @@ class SweepScript:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks._e2e")
+    ap = argparse.ArgumentParser(prog="python -m oscillax.bench._e2e")
     sub = ap.add_subparsers(dest="what", required=True)
     s = sub.add_parser("sweep")
     s.add_argument("--seeds", type=int, default=4096)

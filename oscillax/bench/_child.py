@@ -1,6 +1,6 @@
 """One long-run measurement in a fresh process, so its peak RSS is this run's alone.
 
-`python -m benchmarks._child --impl oscillax --n 2 --batch 4096 --steps 1000000` prints one
+`python -m oscillax.bench._child --impl oscillax --n 2 --batch 4096 --steps 1000000` prints one
 JSON line: timings and the process's peak RSS (and the peak before the first call, i.e. the
 cost of importing JAX and building the inputs).
 """
@@ -92,7 +92,7 @@ def main(argv=None) -> None:
 def run_child(impl: str, *, n: int, batch: int, steps: int, dt: float, repeats: int = 1,
               timeout: float = 900.0) -> dict:
     """Run `main` in a fresh interpreter and return its JSON line as a dict."""
-    cmd = [sys.executable, "-m", "benchmarks._child", "--impl", impl, "--n", str(n),
+    cmd = [sys.executable, "-m", "oscillax.bench._child", "--impl", impl, "--n", str(n),
            "--batch", str(batch), "--steps", str(steps), "--dt", str(dt),
            "--repeats", str(repeats)]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

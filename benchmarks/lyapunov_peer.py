@@ -1,0 +1,167 @@
+"""Lyapunov spectra: oscillax against lyapax on the same workload, in one process (issue 14).
+
+Workload (the issue's): 256 random 8-dim post-tanh networks (A = random skew, spectral
+radius 1), forward Euler h = 0.1, full spectrum (k = 8), 10 000 steps, renormalised every
+step, float64, under `jax.jit(jax.vmap(...))` over (A, x0), warm (best of `--repeats` calls
+after the first). Both start from the same tangent basis (lyapax's own default: the QR of
+`jax.random.normal(PRNGKey(0), (8, 8))`), so the exponents must agree to rounding.
+
+A second row measures Lorenz (10, 28, 8/3), rk4 dt = 0.01, 10 000 transient steps and
+100 000 measured (t = 1000), against the reference (0.9056, 0, -14.5723).
+
+    python benchmarks/lyapunov_peer.py                  # full size
+    python benchmarks/lyapunov_peer.py --steps 2000 --repeats 2 --json out.json
+
+lyapax is optional (`pip install lyapax`); without it its rows are skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import oscillax as ox  # noqa: E402
+
+try:
+    import lyapax
+except ImportError:  # optional peer
+    lyapax = None
+
+LORENZ_REF = np.array([0.9056, 0.0, -14.5723])
+
+
+def _best(fn, args, repeats):
+    out = jax.block_until_ready(fn(*args))  # compile + first call
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t)
+    return out, times
+
+
+def network_workload(batch, n, h, steps, renorm_every):
+    keys = jax.random.split(jax.random.key(0), batch)
+    As = jnp.stack([ox.random_skew(key, n) for key in keys])
+    x0s = jax.random.normal(jax.random.key(1), (batch, n))
+    # lyapax's default initial tangents, given to both
+    basis = jnp.linalg.qr(jax.random.normal(jax.random.PRNGKey(0), (n, n)))[0]
+
+    def ox_one(A, x0):
+        field = ox.PostActivation(A, "tanh")
+        return ox.lyapunov_spectrum(field, x0, dt=h, steps=steps, solver="euler",
+                                    renorm_every=renorm_every, basis=basis).exponents
+
+    fns = {"oscillax": jax.jit(jax.vmap(ox_one))}
+    if lyapax is not None:
+        def lyapax_one(A, x0):
+            step = lambda x: x + h * (A @ jnp.tanh(x))
+            return lyapax.lyapunov_spectrum(step, x0, dt=h, n_steps=steps,
+                                            renorm_every=renorm_every).exponents
+
+        fns["lyapax"] = jax.jit(jax.vmap(lyapax_one))
+    return fns, (As, x0s)
+
+
+def run_networks(batch, n, h, steps, renorm_every, repeats):
+    fns, args = network_workload(batch, n, h, steps, renorm_every)
+    outs, times = {}, {name: [] for name in fns}
+    for name, fn in fns.items():  # compile and warm up
+        outs[name] = jax.block_until_ready(fn(*args))
+    for _ in range(repeats):  # interleaved, so both see the same machine load
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            times[name].append(time.perf_counter() - t)
+    rows = {}
+    for name in fns:
+        best = min(times[name])
+        rows[name] = {"run_s": best, "traj_steps_per_s": batch * steps / best,
+                      "all_run_s": times[name]}
+    if "lyapax" in rows:
+        diff = float(np.max(np.abs(np.asarray(outs["oscillax"]) - np.asarray(outs["lyapax"]))))
+        rows["max_abs_exponent_diff"] = diff
+        rows["speedup"] = rows["lyapax"]["run_s"] / rows["oscillax"]["run_s"]
+    return rows
+
+
+def run_lorenz(repeats):
+    def lorenz(t, x, args):
+        return jnp.stack([10 * (x[1] - x[0]), x[0] * (28 - x[2]) - x[1],
+                          x[0] * x[1] - 8 / 3 * x[2]])
+
+    x0 = jnp.array([1.0, 1.0, 1.0])
+    rows = {}
+    f_ox = jax.jit(lambda x: ox.lyapunov_spectrum(
+        lorenz, x, dt=0.01, steps=100_000, transient=10_000).exponents)
+    out, times = _best(f_ox, (x0,), repeats)
+    rows["oscillax"] = {"exponents": np.asarray(out).tolist(), "run_s": min(times),
+                        "max_err_vs_ref": float(np.max(np.abs(np.asarray(out) - LORENZ_REF)))}
+    if lyapax is not None:
+        rhs = lambda x: lorenz(0.0, x, None)
+        problem = lyapax.ode_problem(rhs, state0=x0, dt=0.01)
+        f_ly = jax.jit(lambda: lyapax.lyapunov_spectrum(
+            problem, n_steps=100_000, t_transient=100.0).exponents)
+        out, times = _best(f_ly, (), repeats)
+        rows["lyapax"] = {"exponents": np.asarray(out).tolist(), "run_s": min(times),
+                          "max_err_vs_ref": float(np.max(np.abs(np.asarray(out) - LORENZ_REF)))}
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--n", type=int, default=8)
+    p.add_argument("--h", type=float, default=0.1)
+    p.add_argument("--steps", type=int, default=10_000)
+    p.add_argument("--renorm-every", type=int, nargs="+", default=[1])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--no-lorenz", action="store_true")
+    p.add_argument("--json", default=None, help="write the results here")
+    a = p.parse_args(argv)
+
+    result = {"jax": jax.__version__, "backend": jax.default_backend(),
+              "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+              "loadavg_start": os.getloadavg(),
+              "lyapax": getattr(lyapax, "__version__", None), "networks": {}}
+    if lyapax is None:
+        print("lyapax not installed (pip install lyapax): its rows are skipped")
+    for m in a.renorm_every:
+        rows = run_networks(a.batch, a.n, a.h, a.steps, m, a.repeats)
+        result["networks"][f"renorm_every={m}"] = rows
+        print(f"networks B={a.batch} n={a.n} Euler h={a.h} steps={a.steps} renorm_every={m}")
+        for name in ("oscillax", "lyapax"):
+            if name in rows:
+                r = rows[name]
+                print(f"  {name:9s} {r['run_s']:8.3f} s  {r['traj_steps_per_s']:10.3g} traj-steps/s")
+        if "speedup" in rows:
+            print(f"  oscillax / lyapax: {rows['speedup']:.1f}x; max |exponent difference| "
+                  f"{rows['max_abs_exponent_diff']:.2e}")
+    if not a.no_lorenz:
+        rows = run_lorenz(a.repeats)
+        result["lorenz"] = rows
+        print("Lorenz rk4 dt=0.01, t=1000 (reference 0.9056, 0, -14.5723)")
+        for name, r in rows.items():
+            e = ", ".join(f"{v:.4f}" for v in r["exponents"])
+            print(f"  {name:9s} ({e})  max err {r['max_err_vs_ref']:.4f}  {r['run_s']:.2f} s")
+    result["loadavg_end"] = os.getloadavg()
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -48,7 +48,16 @@ from ._fit import fit as fit
 from ._fit import load_fit as load_fit
 from ._fit import spectral_peaks as spectral_peaks
 
+# periodic orbits, Floquet multipliers, Poincaré maps
+from ._flow import FlowJacobian as FlowJacobian
+from ._flow import flow_jacobian as flow_jacobian
 
+from ._orbit import OrbitStatus as OrbitStatus
+from ._orbit import PeriodicOrbit as PeriodicOrbit
+from ._orbit import periodic_orbit as periodic_orbit
+from ._poincare import PoincareSection as PoincareSection
+from ._poincare import SectionStatus as SectionStatus
+from ._poincare import poincare_map as poincare_map
 from ._sweep import SweepResult as SweepResult
 from ._sweep import case as sweep_case  # noqa: F401  (public: ox.sweep_case)
 from ._sweep import load_sweep as load_sweep

@@ -50,7 +50,8 @@ def _cells(nb) -> list[tuple[str, str]]:
 def test_notebooks_exist():
     names = {p.name for p in NOTEBOOKS}
     sources = {p.name for p in SOURCES}
-    for want in ("01_limit_cycles_2d", "02_forward_euler", "03_high_dimension", "04_fitting"):
+    for want in ("01_limit_cycles_2d", "02_forward_euler", "03_high_dimension", "04_fitting",
+                 "05_orbits"):
         assert f"{want}.ipynb" in names, f"missing notebooks/{want}.ipynb"
         assert f"{want}.py" in sources, f"missing notebooks/{want}.py (jupytext source)"
 

@@ -72,7 +72,8 @@ def test_python_m(module):
     assert p.stdout.strip() == f"oscillax {ox.__version__}"
 
 
-@pytest.mark.parametrize("command", ["atlas", "show", "simulate", "fit", "bench", "devices"])
+@pytest.mark.parametrize("command", ["atlas", "show", "simulate", "orbits", "fit", "bench",
+                                     "devices"])
 def test_help_shows_defaults_and_an_example(command):
     res = invoke(command, "--help")
     assert res.exit_code == 0, res.output
@@ -83,7 +84,7 @@ def test_help_shows_defaults_and_an_example(command):
 def test_help_lists_every_command():
     res = invoke("--help")
     assert res.exit_code == 0, res.output
-    for command in ("atlas", "show", "simulate", "fit", "bench", "devices"):
+    for command in ("atlas", "show", "simulate", "orbits", "fit", "bench", "devices"):
         assert command in res.output
     assert "--version" in res.output
 

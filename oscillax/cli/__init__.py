@@ -1,4 +1,4 @@
-"""The `oscillax` command line: atlas, show, simulate, fit, bench, devices.
+"""The `oscillax` command line: atlas, show, simulate, orbits, fit, bench, devices.
 
 Each command lives in its own module as a thin typer function that checks its options,
 calls the library once and reports errors through `_errors.fail`. `main` is the console

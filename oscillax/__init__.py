@@ -52,6 +52,10 @@ from ._fit import spectral_peaks as spectral_peaks
 from ._flow import FlowJacobian as FlowJacobian
 from ._flow import flow_jacobian as flow_jacobian
 
+# Lyapunov spectra (flows, solver maps, discrete maps)
+from ._lyapunov import IteratedMap as IteratedMap
+from ._lyapunov import LyapunovSpectrum as LyapunovSpectrum
+from ._lyapunov import lyapunov_spectrum as lyapunov_spectrum
 from ._orbit import OrbitStatus as OrbitStatus
 from ._orbit import PeriodicOrbit as PeriodicOrbit
 from ._orbit import periodic_orbit as periodic_orbit

@@ -117,6 +117,10 @@ class AbstractField(eqx.Module):
     def jacobian(self, X, t=0.0, args=None):
         """$J_{ij} = \\partial f_i / \\partial x_j$ at each member of `X` `(n, B)`: `(n, n, B)`."""
 
+    def rhs_and_jacobian(self, X, t=0.0, args=None):
+        """`(rhs(X), jacobian(X))` (a field may compute them together more cheaply)."""
+        return self.rhs(X, t, args), self.jacobian(X, t, args)
+
     @property
     def is_affine(self) -> bool:
         """True when $f$ is affine in x (Newton's method is then exact in one step)."""

@@ -74,6 +74,14 @@ class Trajectory(eqx.Module):
         return jnp.abs(self.invariant - inv0) / jnp.maximum(jnp.abs(inv0), 1e-30)
 
 
+MAX_STEPS = 2**31 - 1
+"""The engine counts steps in int32."""
+MAX_SAVED_BYTES = 8 * 2**30
+"""`simulate` refuses to save more than this (saved states x n x batch x itemsize)."""
+MAX_SAVED_STATES = 10**8
+"""... or more than this many saved states (their times are listed on the host)."""
+
+
 def _fail(name, got, fix):
     raise ValueError(f"`{name}` {fix}; got {got!r}.")
 
@@ -89,7 +97,23 @@ def _validate(field, x0, dt, steps, t1, save_every, solver):
             f"{type(field).__name__}. For other vector fields use diffrax directly."
         )
     solver_obj = get_solver(solver)
-    x0 = jnp.asarray(x0)
+    try:
+        if isinstance(x0, str | bytes):
+            raise TypeError
+        x0 = jnp.asarray(x0)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`x0` must be an array of real numbers, shape ({field.n},) or (B, {field.n}); "
+            f"could not convert a {type(x0).__name__} to an array."
+        ) from None
+    if jnp.issubdtype(x0.dtype, jnp.complexfloating):
+        raise ValueError(
+            f"`x0` must be real; got a complex array ({x0.dtype}). The network's state is "
+            "real: pass `x0.real` (or stack real and imaginary parts as separate units)."
+        )
+    if not (jnp.issubdtype(x0.dtype, jnp.floating) or jnp.issubdtype(x0.dtype, jnp.integer)
+            or x0.dtype == jnp.bool_):
+        raise ValueError(f"`x0` must be an array of real numbers; got dtype {x0.dtype}.")
     if not jnp.issubdtype(x0.dtype, jnp.floating):
         x0 = x0.astype(field.A.dtype)
     if x0.ndim not in (1, 2) or x0.shape[-1] != field.n:
@@ -108,7 +132,12 @@ def _validate(field, x0, dt, steps, t1, save_every, solver):
     if isinstance(dt, (bool, str)) or dt is None:
         _fail("dt", dt, "must be a positive finite step size")
     if _concrete(dt):
-        d = np.asarray(dt)
+        try:
+            d = np.asarray(dt)
+        except (TypeError, ValueError):
+            _fail("dt", dt, "must be a positive finite scalar step size, e.g. dt=0.01")
+        if d.dtype.kind not in "biuf":
+            _fail("dt", dt, "must be a real positive finite scalar step size, e.g. dt=0.01")
         if d.shape != () or not np.isfinite(d) or d <= 0:
             _fail("dt", dt, "must be a positive finite scalar step size, e.g. dt=0.01")
     if (steps is None) == (t1 is None):
@@ -119,18 +148,45 @@ def _validate(field, x0, dt, steps, t1, save_every, solver):
     if steps is not None:
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             _fail("steps", steps, "must be an integer >= 1")
+        if steps > MAX_STEPS:
+            _fail("steps", steps, f"must be at most 2**31 - 1 = {MAX_STEPS:,} (the engine "
+                  "counts steps in int32); split the run into shorter ones, each starting "
+                  "from the last one's final state")
     if t1 is not None:
         if not _concrete(t1) or not _concrete(dt):
             raise ValueError(
                 "`t1` needs concrete (non-traced) `t1` and `dt` to fix the step count; under "
                 "jit/grad pass `steps=` instead."
             )
-        if not np.isfinite(t1) or t1 <= 0:
+        try:
+            t1v = np.asarray(t1)
+        except (TypeError, ValueError):
+            t1v = np.asarray(np.nan)
+        if t1v.shape != () or t1v.dtype.kind not in "biuf" or not np.isfinite(t1v) or t1v <= 0:
             _fail("t1", t1, "must be a positive finite end time")
     if isinstance(save_every, bool) or not isinstance(save_every, (int, np.integer)) or (
         save_every < 1
     ):
         _fail("save_every", save_every, "must be an integer >= 1 (save every k-th step)")
+    n_steps, _ = _step_count(dt, steps, t1)
+    n_saved = -(-n_steps // int(save_every)) + 1
+    batch = 1 if x0.ndim == 1 else int(x0.shape[0])
+    itemsize = jnp.result_type(x0.dtype, field.A.dtype).itemsize
+    nbytes = n_saved * field.n * batch * itemsize
+    if nbytes > MAX_SAVED_BYTES:
+        raise ValueError(
+            f"`save_every={save_every!r}` with {n_steps:,} steps would save {n_saved:,} states "
+            f"of {field.n} x {batch} (n x batch) values of {itemsize} bytes, about "
+            f"{nbytes / 2**30:,.1f} GiB, above the {MAX_SAVED_BYTES / 2**30:.0f} GiB limit; "
+            "save less often: save_every >= "
+            f"{-(-n_steps * field.n * batch * itemsize // MAX_SAVED_BYTES)} (or fewer steps)."
+        )
+    if n_saved > MAX_SAVED_STATES:
+        raise ValueError(
+            f"`save_every={save_every!r}` with {n_steps:,} steps would save {n_saved:,} states, "
+            f"more than {MAX_SAVED_STATES:,}; save less often: save_every >= "
+            f"{-(-n_steps // MAX_SAVED_STATES)} (or fewer steps)."
+        )
     return solver_obj, x0
 
 
@@ -140,8 +196,15 @@ def _step_count(dt, steps, t1):
         return int(steps), None
     dt = float(dt)
     ratio = float(t1) / dt
+    if not math.isfinite(ratio) or ratio > MAX_STEPS:
+        _fail("t1", t1, f"needs t1 / dt = {ratio:.4g} steps at dt = {dt!r}, more than "
+              f"2**31 - 1 = {MAX_STEPS:,} (the engine counts steps in int32); use a larger "
+              "`dt` or an earlier `t1`")
     full = math.floor(ratio + 1e-9)
     rem = float(t1) - full * dt
+    if full == 0 and rem <= 1e-9 * dt:
+        _fail("t1", t1, f"is far below dt = {dt!r} (t1 / dt = {ratio:.3g}), so no step fits "
+              "before it; pass a `dt` no larger than `t1`")
     if rem > 1e-9 * dt:
         return full + 1, rem
     return max(full, 1), None

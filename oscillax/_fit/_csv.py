@@ -71,27 +71,68 @@ def _read_csv(data, time_col: str, value_cols: Sequence[str] | None):
     return t, ys, names
 
 
-def _write_outputs(result: FitResult, out: Path, t, ys, data_info: dict, t_start: float):
-    """Write everything into a temporary sibling of `out`, then rename it to `out`.
+MARKER_FILE = ".oscillax-fit"
+"""Written into every directory a fit creates: only such a directory is ever overwritten."""
+OWN_FILES = (MODEL_FILE, SETTINGS_FILE, "report.json", "loss.png", "fit.png")
+"""The files a fit writes (and the only ones `--overwrite` replaces)."""
+
+
+def _is_fit_dir(out: Path) -> bool:
+    """A directory a fit wrote: it has the marker, or (written before the marker existed)
+    holds a fit's model and settings and nothing but a fit's files."""
+    if (out / MARKER_FILE).is_file():
+        return True
+    names = {p.name for p in out.iterdir()}
+    return {MODEL_FILE, SETTINGS_FILE} <= names and names <= set(OWN_FILES)
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse, before any training, an `out` that the fit may not write into."""
+    if out.exists() and not out.is_dir():
+        _fail(f"`out` {str(out)!r} is a file, not a directory; choose another path.")
+    if not out.is_dir() or not any(out.iterdir()):
+        return  # new or empty: nothing to lose
+    if not _is_fit_dir(out):
+        _fail(f"--out {str(out)!r} is a non-empty directory that no fit wrote (it has no "
+              f"{MARKER_FILE} marker), so it is never overwritten, even with --overwrite: "
+              "choose a new or empty directory, e.g. --out "
+              f"{str(out / 'fit') if str(out) in ('.', '') else str(out) + '-fit'!r}.")
+    if not overwrite:
+        _fail(f"--out {str(out)!r} already exists; pass --overwrite to replace it or choose "
+              "another directory.")
+
+
+def _write_outputs(result: FitResult, out: Path, t, ys, data_info: dict, t_start: float,
+                   overwrite: bool = False):
+    """Write everything into a temporary directory, then move it into place: a new `out`
+    is one rename; an existing (empty, or fit-made with `overwrite`) one gets the fit's own
+    files replaced one by one, and nothing else in it is touched.
 
     **Returns:** the report (also written as `report.json`).
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    _check_out(out, overwrite)  # again: the directory may have changed during training
+    existing = out.is_dir()
+    if existing:
+        tmp = Path(tempfile.mkdtemp(prefix=f"{MARKER_FILE}.partial-", dir=out))
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         result.save(tmp)
         result.plot_loss(tmp / "loss.png")
         result.plot_fit(t, ys, tmp / "fit.png")
         report = result.report()
         report["data"] = data_info
-        report["files"] = [MODEL_FILE, SETTINGS_FILE, "report.json", "loss.png", "fit.png"]
+        report["files"] = list(OWN_FILES)
         report["wall_time_s"] = time.perf_counter() - t_start
         (tmp / "report.json").write_text(json.dumps(_jsonable(report), indent=1))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
+        marker = json.dumps({"written_by": "oscillax fit", "files": list(OWN_FILES)})
+        (tmp / MARKER_FILE).write_text(marker + "\n")
+        if existing:
+            os.replace(tmp / MARKER_FILE, out / MARKER_FILE)  # first: it is a fit's dir
+            for name in OWN_FILES:
+                os.replace(tmp / name, out / name)
+            shutil.rmtree(tmp, ignore_errors=True)
         else:
             os.replace(tmp, out)
     except BaseException:
@@ -121,7 +162,9 @@ def fit_csv(
     - `out`: output directory (default: `<data stem>-fit` next to the CSV).
     - `time_col`, `value_cols`: the time column and the value columns (default: all
       others).
-    - `overwrite`: replace an existing `out`.
+    - `overwrite`: replace the fit's own files in an existing `out` that a fit wrote (it
+      carries a `.oscillax-fit` marker); other files in it are kept. A non-empty directory
+      that no fit wrote is always refused, before training.
     - `progress`, `**fit_kwargs`: passed to `fit`.
 
     **Returns:** `(result, out, report)`. `out` holds `model.eqx` and `fit.json` (load with
@@ -130,15 +173,11 @@ def fit_csv(
     t_start = time.perf_counter()
     data = Path(data)
     out = Path(out) if out is not None else data.with_name(data.stem + "-fit")
-    if out.exists() and not overwrite:
-        _fail(f"--out {str(out)!r} already exists; pass --overwrite to replace it or choose "
-              "another directory.")
-    if out.exists() and not out.is_dir():
-        _fail(f"`out` {str(out)!r} is a file, not a directory; choose another path.")
+    _check_out(out, overwrite)
     t, ys, names = _read_csv(data, time_col, value_cols)
     result = fit(t, ys[:, 0] if ys.shape[1] == 1 else ys, channels=names, progress=progress,
                  **fit_kwargs)
     data_info = {"path": str(data), "time_col": time_col, "value_cols": names,
                  "samples": int(t.shape[0])}
-    report = _write_outputs(result, out, t, ys, data_info, t_start)
+    report = _write_outputs(result, out, t, ys, data_info, t_start, overwrite)
     return result, out, report

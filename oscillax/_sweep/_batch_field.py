@@ -41,13 +41,19 @@ class BatchField(AbstractField):
         out = jnp.stack(parts, axis=-2)  # (..., B / (S w), S, w); fn may reduce leading axes
         return out.reshape(*out.shape[:-3], B)
 
-    def _pre_mask(self, B: int):
-        """(B,) numpy bool: the members of pre-form segments (a compile-time constant)."""
-        one = np.repeat([f == "pre" for f, _ in self.segments], self.width)
-        return np.tile(one, B // one.size)
-
     def _forms(self) -> set[str]:
         return {f for f, _ in self.segments}
+
+    def _pick(self, P, Q):
+        """P on the members of pre segments, Q on those of post ones (`(..., B)`)."""
+        forms = self._forms()
+        if forms == {"pre"}:
+            return P
+        if forms == {"post"}:
+            return Q
+        B = P.shape[-1]
+        one = np.repeat([f == "pre" for f, _ in self.segments], self.width)
+        return jnp.where(np.tile(one, B // one.size), P, Q)
 
     def _sigma(self, Z, method="fn", only=None):
         """The segment's activation `method` on its members; `only` ("pre"/"post"): other
@@ -71,26 +77,33 @@ class BatchField(AbstractField):
 
     def _sigma_argument(self, X):
         """What sigma is applied to: Ax for pre members, x for post members."""
-        forms = self._forms()
-        if forms == {"post"}:
+        if self._forms() == {"post"}:
             return X
-        V = matvec(self.A, X)
-        if forms == {"pre"}:
-            return V
-        return jnp.where(self._pre_mask(X.shape[1])[None, :], V, X)
+        return self._pick(matvec(self.A, X), X)
+
+    def _jacobian_from(self, D, B: int):
+        """J from sigma' at the argument: diag(D) A (pre), A diag(D) (post)."""
+        A3 = self.A[:, :, None] if self.A.ndim == 2 else self.A
+        shape, forms = (*A3.shape[:2], B), self._forms()
+        pre = jnp.broadcast_to(D[:, None, :] * A3, shape) if "pre" in forms else None
+        post = jnp.broadcast_to(A3 * D[None, :, :], shape) if "post" in forms else None
+        return self._pick(pre, post)
 
     def jacobian(self, X, t=0.0, args=None):
         D = self._sigma(self._sigma_argument(X), "derivative")
-        A3 = self.A[:, :, None] if self.A.ndim == 2 else self.A
-        forms = self._forms()
-        if forms == {"pre"}:
-            J = D[:, None, :] * A3  # diag(sigma'(Ax)) A
-        elif forms == {"post"}:
-            J = A3 * D[None, :, :]  # A diag(sigma'(x))
-        else:
-            J = jnp.where(self._pre_mask(X.shape[1])[None, None, :], D[:, None, :] * A3,
-                          A3 * D[None, :, :])
-        return jnp.broadcast_to(J, (*J.shape[:2], X.shape[1]))
+        return self._jacobian_from(D, X.shape[1])
+
+    def rhs_and_jacobian(self, X, t=0.0, args=None):
+        """Both from one pass over the segments: sigma and sigma' at the same argument."""
+        W = self._sigma_argument(X)
+
+        def both(seg, Ws):
+            act = self.activations[seg[1]]
+            return jnp.stack([act.fn(Ws), act.derivative(Ws)])
+
+        S, D = self._per_segment(W, both)
+        F = self._pick(S, matvec(self.A, S) if "post" in self._forms() else None)
+        return F, self._jacobian_from(D, X.shape[1])
 
     @property
     def is_affine(self) -> bool:

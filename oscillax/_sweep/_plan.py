@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .._field import SMALL_N
+from .._solver import FIXED_SOLVERS
 from ._spec import SweepSpec
 
 AXES = ("form", "activation", "solver", "dt", "dim", "amplitude", "seed")
@@ -95,27 +96,43 @@ def plan(spec: SweepSpec, chunk_size: int) -> list[Chunk]:
     if chunk_size < 1:
         raise ValueError(f"`chunk_size` must be >= 1; got {chunk_size}.")
     g = grid(spec)
-    segments = tuple((f, a) for f in spec.forms for a in spec.activations)
-    S = len(segments)
     chunks: list[Chunk] = []
     for (dim, sol), sub in g.groupby(["dim", "solver"], sort=False):
-        # Large n: one shared A per chunk (a real matmul), so chunks don't mix seeds.
-        parts = ([(None, sub)] if dim <= SMALL_N
-                 else [(int(s), p) for s, p in sub.groupby("seed", sort=True)])
-        for seed, part in parts:
-            # (the grid is a full product: every segment has the same cases)
-            part = part.sort_values(["steps", "traj_id"], ascending=[False, True], kind="stable")
-            ids = np.stack([part.loc[(part["form"] == f) & (part["activation"] == a),
-                                     "traj_id"].to_numpy() for f, a in segments])  # (S, m)
-            seg_steps = g["steps"].to_numpy()[ids[0]]  # traj_id == row position in g
-            w = group_chunk_size(seg_steps, max(1, chunk_size // S))
-            for start in range(0, ids.shape[1], w):
-                block = ids[:, start:start + w]
-                if block.shape[1] < w:
-                    block = np.pad(block, ((0, 0), (0, w - block.shape[1])), constant_values=-1)
-                chunks.append(Chunk(len(chunks), int(dim), sol, block.reshape(-1), w,
-                                    segments, seed))
+        for segments in program_segments(spec, sol):
+            seg_rows = sub[sub["form"].isin({f for f, _ in segments})]
+            _cut(spec, g, seg_rows, int(dim), sol, segments, chunk_size, chunks)
     return chunks
+
+
+def program_segments(spec: SweepSpec, solver: str) -> list[tuple[tuple[str, str], ...]]:
+    """The (form, activation) segments of each program of a solver: every pair in one
+    program, or for an implicit solver one program per form (measured: XLA:CPU runs the
+    Newton steps of 14 segments about 4x slower per member than of 7, as it stops fusing
+    the reassembly of many segments)."""
+    pairs = [(f, a) for f in spec.forms for a in spec.activations]
+    if not FIXED_SOLVERS[solver].implicit:
+        return [tuple(pairs)]
+    return [tuple(p for p in pairs if p[0] == f) for f in spec.forms]
+
+
+def _cut(spec, g, sub, dim, sol, segments, chunk_size, chunks) -> None:
+    """Append the chunks of one program's trajectories `sub` to `chunks`."""
+    S = len(segments)
+    # Large n: one shared A per chunk (a real matmul), so chunks don't mix seeds.
+    parts = ([(None, sub)] if dim <= SMALL_N
+             else [(int(s), p) for s, p in sub.groupby("seed", sort=True)])
+    for seed, part in parts:
+        # (the grid is a full product: every segment has the same cases)
+        part = part.sort_values(["steps", "traj_id"], ascending=[False, True], kind="stable")
+        ids = np.stack([part.loc[(part["form"] == f) & (part["activation"] == a),
+                                 "traj_id"].to_numpy() for f, a in segments])  # (S, m)
+        seg_steps = g["steps"].to_numpy()[ids[0]]  # traj_id == row position in g
+        w = group_chunk_size(seg_steps, max(1, chunk_size // S))
+        for start in range(0, ids.shape[1], w):
+            block = ids[:, start:start + w]
+            if block.shape[1] < w:
+                block = np.pad(block, ((0, 0), (0, w - block.shape[1])), constant_values=-1)
+            chunks.append(Chunk(len(chunks), dim, sol, block.reshape(-1), w, segments, seed))
 
 
 def iter_chunks(chunks: list[Chunk], skip: set[int], process_index: int = 0,

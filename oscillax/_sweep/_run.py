@@ -30,7 +30,7 @@ from . import _store
 from ._cases import batch_field, chunk_inputs
 from ._plan import AXES, Chunk, grid, iter_chunks, plan, side_by_side
 from ._result import MEASURED, SweepResult, summarize
-from ._spec import SweepSpec
+from ._spec import SweepSpec, read_spec_text
 
 DEFAULT_CHUNK = 1024
 
@@ -89,7 +89,7 @@ def run_chunks(spec: SweepSpec, chunks: list[Chunk], rows: pd.DataFrame, place=N
         real = np.flatnonzero(chunk.traj_ids >= 0) + i * c0.width
         part = jax.tree.map(lambda v: np.asarray(v)[..., real], out)
         sel = x[0]
-        use_inv = odd[[spec.activations.index(a) for a in sel["activation"]]]
+        use_inv = sel["activation"].map(dict(zip(spec.activations, odd))).to_numpy(bool)
         frames.append(chunk_rows(spec, chunk, sel, part, use_inv).sort_values(
             "traj_id", kind="stable").reset_index(drop=True))
     return frames
@@ -165,6 +165,8 @@ class _Run:
     process_index: int
     process_count: int
     n_chunks: int = 0
+    chunks: list | None = None
+    locked: bool = False
 
 
 def _open(spec, out, chunk_size, resume, force, process_index, process_count) -> _Run:
@@ -179,11 +181,14 @@ def _open(spec, out, chunk_size, resume, force, process_index, process_count) ->
     if resume:
         if run is None:
             raise ValueError("`resume=True` needs the run directory as `out`.")
+        if process_count == 1 and run.is_dir():  # a live writer first: its files may be new
+            _store.check_not_locked(run, "cannot resume")
         spec, chunk_size = _store.reopen(run)
     else:
         if isinstance(spec, str | Path):
-            spec_text = Path(spec).read_text() if Path(spec).is_file() else None
-            spec = SweepSpec.from_toml(spec)
+            spec_path = spec
+            spec = SweepSpec.from_toml(spec_path)  # one clear error for any unusable file
+            spec_text = read_spec_text(spec_path)
         if not isinstance(spec, SweepSpec):
             raise ValueError(
                 f"`spec` must be a SweepSpec or a TOML path; got {type(spec).__name__}.")
@@ -201,11 +206,15 @@ def _open(spec, out, chunk_size, resume, force, process_index, process_count) ->
             "jax.config.update('jax_enable_x64', True) before any JAX work), or use "
             "dtype = 'float32'."
         )
+    # Everything is checked: only now is anything created or locked.
+    lock = run is not None and process_count == 1  # a shared multi-process run has no lock
     if run is not None and not resume:
         text = spec_text if spec_text is not None else spec.to_toml()
-        coord.start(lambda: _store.create(run, spec, chunk_size, text, force=force), run,
-                    spec.fingerprint())
-    return _Run(spec, chunk_size, run, coord, process_index, process_count)
+        coord.start(lambda: _store.create(run, spec, chunk_size, text, force=force,
+                                          lock=lock), run, spec.fingerprint())
+    elif lock:
+        _store.acquire_lock(run, "cannot resume")
+    return _Run(spec, chunk_size, run, coord, process_index, process_count, locked=lock)
 
 
 def _execute(r: _Run, place, progress: bool) -> list[pd.DataFrame]:
@@ -214,8 +223,10 @@ def _execute(r: _Run, place, progress: bool) -> list[pd.DataFrame]:
     rows = grid(spec).set_index("traj_id", drop=False)
     chunks = plan(spec, r.chunk_size)
     slots = getattr(place, "device_count", 1) if place is not None else 1
-    done = _store.done_chunks(r.run_dir) if r.run_dir is not None else set()
     mine = [c for c in chunks if c.index % r.process_count == r.process_index]
+    r.chunks = chunks
+    done = (_store.check_parts(r.run_dir, chunks, {c.index for c in mine}, clean_tmp=r.locked)
+            if r.run_dir is not None else set())
     todo = list(iter_chunks(chunks, done, r.process_index, r.process_count))
     batches = list(side_by_side(todo, slots))
     ready = compile_ahead(spec, batches, rows, place, slots)
@@ -247,12 +258,13 @@ def _finish(r: _Run, frames, figures: bool, t_start: float, compute_wall: float)
         merge = r.coord.finish()  # every process has written its parts; process 0 merges
         if merge and r.coord.client is not None:
             _distributed.wait_for_parts(run, set(range(r.n_chunks)))
-        if not merge or len(_store.done_chunks(run)) < r.n_chunks:
+        if not merge or _store.done_chunks(run, r.n_chunks) != set(range(r.n_chunks)):
             # Not the merging process, or (processes without jax.distributed) another one
             # may still run its share: resuming merges later.
             table = _store.read_parts(run) if _store.done_chunks(run) else pd.DataFrame()
+            _store.release_lock(run)
             return SweepResult(spec, table, run, time.perf_counter() - t_start, {})
-        table = _store.read_parts(run)
+        table = _store.read_parts(run, r.chunks)  # every trajectory exactly once
     else:
         table = pd.concat(frames, ignore_index=True).sort_values("traj_id").reset_index(drop=True)
     wall = time.perf_counter() - t_start
@@ -265,6 +277,8 @@ def _finish(r: _Run, frames, figures: bool, t_start: float, compute_wall: float)
             summary["figures"] = [str(p.relative_to(run)) for p in
                                   atlas_figures(table, spec, run / _store.FIGURES_DIR)]
         _store.write_summary(run, summary)
+    if run is not None:
+        _store.release_lock(run)
     return SweepResult(spec, table, run, wall, summary)
 
 
@@ -289,7 +303,8 @@ def sweep(
       everything in memory.
     - `chunk_size`: trajectories per compiled call (results do not depend on it).
     - `resume`: finish the run in `out` (its own spec and chunk size are used).
-    - `force`: overwrite an existing run directory.
+    - `force`: overwrite an existing run directory (refused while another live process
+      holds its writer lock).
     - `progress`: show a progress bar; `figures`: draw the atlas figures into `out`.
     - `place`: how a call's arrays go onto devices (`place(array, batch_axis)`, with a
       `device_count`); default: with several local devices, a `NamedSharding` of the batch
@@ -312,10 +327,14 @@ def sweep(
     """
     t_start = time.perf_counter()
     r = _open(spec, out, chunk_size, resume, force, process_index, process_count)
-    if place is None:
-        place = _distributed.default_place()
-    elif place is False:
-        place = None
-    t_compute = time.perf_counter()
-    frames = _execute(r, place, progress)
-    return _finish(r, frames, figures, t_start, time.perf_counter() - t_compute)
+    try:
+        if place is None:
+            place = _distributed.default_place()
+        elif place is False:
+            place = None
+        t_compute = time.perf_counter()
+        frames = _execute(r, place, progress)
+        return _finish(r, frames, figures, t_start, time.perf_counter() - t_compute)
+    finally:  # an error or Ctrl-C: the parts written so far stay, for --resume
+        if r.run_dir is not None:
+            _store.release_lock(r.run_dir)

@@ -25,6 +25,27 @@ _SWEEP_KEYS = (
 _THRESHOLD_KEYS = tuple(f.name for f in dataclasses.fields(Thresholds))
 _TOP_KEYS = ("sweep", "thresholds")
 
+MAX_STEPS = 2**31 - 1
+"""The engine counts steps in int32: a trajectory can run at most this many."""
+MAX_TRAJECTORIES = 10**8
+"""Largest grid a sweep accepts (its plan and table are built in memory)."""
+MAX_DIM = 4096
+"""Largest state dimension n a sweep accepts (A is n x n per trajectory or chunk)."""
+MAX_AXIS = 10**6
+"""Largest number of values on one axis (`dts.num`, `seeds`)."""
+
+# [thresholds] ranges: (lower bound, open?) ; NaN and inf are always refused.
+_THRESHOLD_RANGES = {
+    "conserve_tol": (0.0, True),
+    "conserve_max_drift": (0.0, True),
+    "exp_ratio": (0.0, True),
+    "min_rate": (0.0, False),
+    "min_log_growth": (0.0, False),
+    "escape_ratio": (1.0, True),
+    "collapse_speed": (0.0, True),
+    "divergence_threshold": (1.0, True),
+}
+
 
 class SpecError(ValueError):
     """A sweep spec that cannot be run; the message names the key and the fix."""
@@ -53,6 +74,30 @@ def _list(key, value, kind, check=None, want=""):
     return tuple(out)
 
 
+def _check_thresholds(th) -> None:
+    """Range checks of the `[thresholds]` table (see `ox.Thresholds`)."""
+    if not isinstance(th, Thresholds):
+        raise SpecError(f"sweep spec `thresholds` must be an ox.Thresholds; got "
+                        f"{type(th).__name__}.")
+    for f in dataclasses.fields(Thresholds):
+        k, v = f.name, getattr(th, f.name)
+        if k == "min_crossings":
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+                raise SpecError(
+                    f"sweep spec [thresholds] `{k}` must be an integer >= 0 (a count of "
+                    f"upward zero-crossings); got {v!r}. Write e.g. {k} = 2.")
+            continue
+        lo, open_ = _THRESHOLD_RANGES[k]
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+            raise SpecError(f"sweep spec [thresholds] `{k}` must be a number; got {v!r}.")
+        ok = math.isfinite(v) and (v > lo if open_ else v >= lo)
+        if not ok:
+            rel = ">" if open_ else ">="
+            raise SpecError(
+                f"sweep spec [thresholds] `{k}` must be a finite number {rel} {lo:g}; got "
+                f"{v!r}. Use a value such as the default {f.default!r} (or leave the key out).")
+
+
 def _dts(value):
     if isinstance(value, dict):
         unknown = set(value) - {"log_start", "log_stop", "num"}
@@ -62,6 +107,9 @@ def _dts(value):
         num = value["num"]
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             _err("dts.num", num, "must be an integer >= 1")
+        if num > MAX_AXIS:
+            _err("dts.num", num, f"must be at most {MAX_AXIS:,} (step sizes in one sweep); "
+                 "sweep fewer step sizes or split the range over several specs")
         for k in ("log_start", "log_stop"):
             if isinstance(value[k], bool) or not isinstance(value[k], int | float):
                 _err(f"dts.{k}", value[k], "must be a number (a base-10 exponent)")
@@ -116,6 +164,7 @@ class SweepSpec:
         if self.steps is None and self.horizon is None:
             object.__setattr__(self, "horizon", 100.0)
         d = self.to_dict()
+        _check_thresholds(self.thresholds)
         checked = _validate(d)
         for k, v in checked.items():
             object.__setattr__(self, k, v)
@@ -134,6 +183,11 @@ class SweepSpec:
             )
         if "sweep" not in data:
             raise SpecError("sweep spec needs a [sweep] table with the axes to sweep.")
+        for table in _TOP_KEYS:
+            if table in data and not isinstance(data[table], dict):
+                raise SpecError(
+                    f"sweep spec `{table}` must be a table ([{table}] followed by key = value "
+                    f"lines); got {type(data[table]).__name__} {data[table]!r}.")
         sweep = dict(data["sweep"])
         unknown = sorted(set(sweep) - set(_SWEEP_KEYS))
         if unknown:
@@ -150,7 +204,7 @@ class SweepSpec:
             )
         for k, v in th.items():
             if isinstance(v, bool) or not isinstance(v, int | float):
-                _err(f"thresholds.{k}", v, "must be a number")
+                raise SpecError(f"sweep spec [thresholds] `{k}` must be a number; got {v!r}.")
         if ("steps" in sweep) == ("horizon" in sweep):
             raise SpecError(
                 "sweep spec needs exactly one of `steps` (fixed step count) or `horizon` "
@@ -165,10 +219,9 @@ class SweepSpec:
     def from_toml(cls, path: str | Path) -> SweepSpec:
         """Read a spec from a TOML file."""
         path = Path(path)
-        if not path.is_file():
-            raise SpecError(f"sweep spec file {str(path)!r} does not exist.")
+        text = read_spec_text(path)
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise SpecError(f"sweep spec {str(path)!r} is not valid TOML: {e}.") from None
         return cls.from_dict(data)
@@ -219,6 +272,29 @@ class SweepSpec:
         return per * self.n_trajectories // len(self.dts)
 
 
+def read_spec_text(path: str | Path) -> str:
+    """The text of a spec file, with one clear error for a missing file, a directory, an
+    unreadable file or text that is not UTF-8."""
+    path = Path(path)
+    if path.is_dir():
+        raise SpecError(f"sweep spec {str(path)!r} is a directory, not a spec file; pass the "
+                        "path of a .toml file (or a shipped spec's name, see "
+                        "`oscillax atlas --list`).")
+    if not path.is_file():
+        raise SpecError(f"sweep spec file {str(path)!r} does not exist.")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SpecError(f"sweep spec {str(path)!r} cannot be read: {e.strerror or e}.") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(
+            f"sweep spec {str(path)!r} is not UTF-8 text (byte {e.start}: "
+            f"{data[e.start:e.start + 1]!r}); TOML files must be UTF-8. Re-save it as UTF-8."
+        ) from None
+
+
 def _toml_value(v):
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -254,12 +330,19 @@ def _validate(d: dict[str, Any]) -> dict[str, Any]:
         "dts", list(d["dts"]) if isinstance(d["dts"], list | tuple) else d["dts"],
         (int, float), lambda v: math.isfinite(v) and v > 0, "positive finite step sizes"))
     out["dims"] = _list("dims", d["dims"], int, lambda v: v >= 1, "integers >= 1")
+    for n in out["dims"]:
+        if n > MAX_DIM:
+            _err("dims", d["dims"], f"must be at most {MAX_DIM} (a state of dimension {n} "
+                 f"needs a {n} x {n} matrix, {n * n * 8 / 2**30:.3g} GiB in float64, per "
+                 "random case); sweep smaller dimensions")
     out["amplitudes"] = tuple(float(x) for x in _list(
         "amplitudes", d["amplitudes"], (int, float), lambda v: math.isfinite(v) and v > 0,
         "positive finite norms"))
     seeds = d["seeds"]
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         _err("seeds", seeds, "must be an integer >= 1 (random cases per grid point)")
+    if seeds > MAX_AXIS:
+        _err("seeds", seeds, f"must be at most {MAX_AXIS:,} (random cases per grid point)")
     out["seeds"] = seeds
     rho = d["spectral_radius"]
     if isinstance(rho, bool) or not isinstance(rho, int | float) or not (
@@ -280,8 +363,29 @@ def _validate(d: dict[str, Any]) -> dict[str, Any]:
         or not (math.isfinite(horizon) and horizon > 0)
     ):
         _err("horizon", horizon, "must be a positive number (time units)")
+    if steps is not None and steps > MAX_STEPS:
+        _err("steps", steps, f"must be at most 2**31 - 1 = {MAX_STEPS:,} (the engine counts "
+             "steps in int32); use fewer steps, or a larger dt with `horizon`")
+    if horizon is not None:
+        for dt in out["dts"]:
+            ratio = horizon / dt
+            if not math.isfinite(ratio) or math.ceil(ratio - 1e-9) > MAX_STEPS:
+                _err("horizon", horizon,
+                     f"needs ceil(horizon / dt) = {ratio:.4g} steps at dt = {dt!r}, more than "
+                     f"2**31 - 1 = {MAX_STEPS:,} (the engine counts steps in int32); use a "
+                     "shorter horizon or larger `dts`")
     out["steps"] = steps
     out["horizon"] = None if horizon is None else float(horizon)
+    n_traj = (len(out["forms"]) * len(acts) * len(sol) * len(out["dts"]) * len(out["dims"])
+              * len(out["amplitudes"]) * seeds)
+    if n_traj > MAX_TRAJECTORIES:
+        raise SpecError(
+            f"sweep spec grid has {n_traj:,} trajectories (forms {len(out['forms'])} x "
+            f"activations {len(acts)} x solvers {len(sol)} x dts {len(out['dts'])} x dims "
+            f"{len(out['dims'])} x amplitudes {len(out['amplitudes'])} x seeds {seeds}), more "
+            f"than the {MAX_TRAJECTORIES:,} one sweep accepts (its table alone would take "
+            f"about {n_traj * 200 / 2**30:,.0f} GiB); split it into several specs or use "
+            "fewer values per axis.")
     seed = d["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         _err("seed", seed, "must be an integer >= 0")

@@ -12,15 +12,30 @@ Layout::
 
 Parts are written to a temporary name and renamed, so a part file is either complete or
 absent: after Ctrl-C, `kill -9` or a crash, `--resume` recomputes only missing chunks.
+
+The directory is a small transactional store:
+- `writer.lock` (pid, host, start time) is held while a single-process sweep writes; a
+  second writer, or `--force`, is refused while the holder lives; a lock whose holder is
+  dead (its pid gone on this host) is taken over with a warning.
+- only files named exactly `part-NNNNN.parquet` count; on resume each part is checked
+  (readable, and its traj_ids exactly the chunk's members) and a bad one is recomputed
+  with a warning; stale temporary files of a killed writer are removed.
+- the merge checks that every trajectory of the plan appears exactly once.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
+import threading
+import time
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 RUN_FILE = "run.json"
@@ -29,6 +44,9 @@ PARTS_DIR = "parts"
 RESULTS_FILE = "results.parquet"
 SUMMARY_FILE = "summary.json"
 FIGURES_DIR = "figures"
+LOCK_FILE = "writer.lock"
+_PART_RE = re.compile(r"part-(\d{5,})\.parquet")
+_TMP_RE = re.compile(r"\..+\.tmp-\d+")
 # Version 2: one program per (dim, solver); chunks mix forms and activations, so a run's
 # chunks differ from version 1's.
 FORMAT_VERSION = 2
@@ -75,24 +93,242 @@ def write_summary(run: Path, summary: dict) -> None:
     atomic_write_text(run / SUMMARY_FILE, json.dumps(summary, indent=2))
 
 
-def done_chunks(run: Path) -> set[int]:
+class RunDirWarning(UserWarning):
+    """Something in a run directory was ignored or redone (a stray file, a bad part)."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, RunDirWarning, stacklevel=3)
+
+
+def _part_files(run: Path, warn: bool = False) -> dict[int, Path]:
+    """`{chunk index: path}` of the files named exactly `part-NNNNN.parquet`."""
     parts = run / PARTS_DIR
     if not parts.is_dir():
-        return set()
-    return {int(p.stem.split("-")[1]) for p in parts.glob("part-*.parquet")}
+        return {}
+    out = {}
+    for p in sorted(parts.iterdir()):
+        m = _PART_RE.fullmatch(p.name)
+        if m and p.is_file():
+            out[int(m.group(1))] = p
+        elif warn and not p.name.startswith(".") and p.name.endswith(".parquet"):
+            _warn(f"ignoring {str(p)!r} in the run directory: only files named exactly "
+                  "part-NNNNN.parquet are chunk parts (a copied or renamed part is not "
+                  "merged). Move it out of parts/ to silence this warning.")
+    return out
 
 
-def read_parts(run: Path) -> pd.DataFrame:
-    files = sorted((run / PARTS_DIR).glob("part-*.parquet"))
+def done_chunks(run: Path, n_chunks: int | None = None) -> set[int]:
+    """Indices of the chunks with a part file (by name; `check_parts` reads them)."""
+    done = set(_part_files(run))
+    return done if n_chunks is None else {i for i in done if 0 <= i < n_chunks}
+
+
+def _members(chunk) -> np.ndarray:
+    ids = np.asarray(chunk.traj_ids)
+    return np.sort(ids[ids >= 0])
+
+
+def _read_ids(path: Path) -> np.ndarray:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, columns=["traj_id"]).column("traj_id").to_numpy()
+
+
+def check_parts(run: Path, chunks, mine: set[int] | None = None,
+                clean_tmp: bool = True) -> set[int]:
+    """The chunks whose part is complete and right, for a resume: a part that cannot be
+    read (truncated, not parquet) or whose traj_ids are not exactly its chunk's members is
+    removed with a warning and recomputed; stale temporary files of a killed writer are
+    removed (`clean_tmp`: only while holding the run's lock). `mine`: the chunks this
+    process runs (the others' parts are taken by name)."""
+    for d in (run, run / PARTS_DIR) if clean_tmp else ():
+        if d.is_dir():
+            for p in d.iterdir():
+                if _TMP_RE.fullmatch(p.name) and p.is_file():
+                    p.unlink(missing_ok=True)
+    by_index = {c.index: c for c in chunks}
+    good = set()
+    for i, p in _part_files(run, warn=True).items():
+        c = by_index.get(i)
+        if c is None:
+            _warn(f"ignoring {str(p)!r}: this run has only {len(chunks)} chunks "
+                  f"(part-00000 to part-{len(chunks) - 1:05d}).")
+            continue
+        if mine is not None and i not in mine:
+            good.add(i)
+            continue
+        try:
+            ids = np.sort(_read_ids(p))
+            ok = np.array_equal(ids, _members(c))
+            why = "holds other trajectories than its chunk's"
+        except Exception as e:  # pyarrow raises several error types for damaged files
+            ok, why = False, f"cannot be read ({type(e).__name__}: {e})"
+        if ok:
+            good.add(i)
+        else:
+            _warn(f"chunk part {str(p)!r} {why}; removing it, the chunk is recomputed.")
+            p.unlink(missing_ok=True)
+    return good
+
+
+def read_parts(run: Path, chunks=None) -> pd.DataFrame:
+    """All parts, sorted by traj_id. With the plan's `chunks`, check that every
+    trajectory appears exactly once (each part holds exactly its chunk's members)."""
+    files = _part_files(run, warn=chunks is not None)
+    if chunks is not None:
+        files = {i: p for i, p in files.items() if 0 <= i < len(chunks)}
     if not files:
         raise RunDirError(f"run directory {str(run)!r} has no finished chunks.")
-    df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    frames = []
+    for i, f in sorted(files.items()):
+        try:
+            df = pd.read_parquet(f)
+        except Exception as e:  # pyarrow raises several error types for damaged files
+            raise RunDirError(
+                f"chunk part {str(f)!r} cannot be read ({type(e).__name__}: {e}); resume the "
+                "run (--resume DIR) to recompute it.") from None
+        if chunks is not None:
+            ids = np.sort(df["traj_id"].to_numpy())
+            if not np.array_equal(ids, _members(chunks[i])):
+                raise RunDirError(
+                    f"chunk part {str(f)!r} does not hold exactly its chunk's "
+                    f"{chunks[i].n_members} trajectories (it has {len(ids)}, "
+                    f"{len(np.unique(ids))} distinct); another writer or a hand edit changed "
+                    "it. Delete it and resume the run (--resume DIR) to recompute it.")
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
+    if chunks is not None:
+        missing = sorted(set(range(len(chunks))) - set(files))
+        if missing:
+            some = ", ".join(str(i) for i in missing[:8])
+            raise RunDirError(
+                f"{len(missing)} chunk part(s) (e.g. {some}) are missing in {str(run)!r}: "
+                "finish the run with `oscillax atlas --resume DIR` (ox.sweep(None, out=DIR, "
+                "resume=True)).")
+        ids = df["traj_id"].to_numpy()
+        if len(ids) != len(np.unique(ids)):
+            raise RunDirError(f"the parts in {str(run)!r} hold some trajectories twice; "
+                              "start a new run with --force.")
     return df.sort_values("traj_id", kind="stable").reset_index(drop=True)
+
+
+# -- the writer's lock ---------------------------------------------------------------------
+_HELD: dict[str, int] = {}  # lock path -> thread id, locks this process holds
+_HELD_GUARD = threading.Lock()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    except (OSError, OverflowError, ValueError):
+        return False
+    return True
+
+
+def read_lock(run: Path) -> dict | None:
+    """The lock's holder (`pid`, `host`, `started`), {} if unreadable, None if unlocked."""
+    f = run / LOCK_FILE
+    try:
+        info = json.loads(f.read_text())
+        return info if isinstance(info, dict) else {}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+
+
+def _holder_alive(run: Path, info: dict) -> bool:
+    """Whether the lock's holder may still be writing."""
+    host, pid = info.get("host"), info.get("pid")
+    if host != socket.gethostname() or not isinstance(pid, int):
+        if not info:  # unreadable: a writer between create and write, or damage
+            try:
+                age = time.time() - (run / LOCK_FILE).stat().st_mtime
+            except OSError:
+                return False
+            return age < 10.0
+        return True  # another host: cannot tell, assume it lives
+    if pid == os.getpid():
+        with _HELD_GUARD:
+            return str(run / LOCK_FILE) in _HELD
+    return _pid_alive(pid)
+
+
+def _describe(info: dict) -> str:
+    if not info:
+        return "an unknown process (the lock file is unreadable)"
+    started = info.get("started")
+    when = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+            if isinstance(started, int | float) else "?")
+    return f"pid {info.get('pid')} on host {info.get('host')!r}, started {when}"
+
+
+def check_not_locked(run: Path, what: str) -> None:
+    """Refuse while another live process holds the run's lock."""
+    info = read_lock(run)
+    if info is not None and _holder_alive(run, info):
+        raise RunDirError(
+            f"{what}: run directory {str(run)!r} is being written by {_describe(info)} "
+            f"(lock file {LOCK_FILE}). Wait for that sweep to finish or stop it first; if it "
+            f"is not running any more, delete {str(run / LOCK_FILE)!r}.")
+
+
+def acquire_lock(run: Path, what: str = "cannot write") -> None:
+    """Take the run's writer lock, or refuse naming its live holder; a dead holder's
+    (stale) lock is taken over with a warning."""
+    f = run / LOCK_FILE
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    tmp = run / f".{LOCK_FILE}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(mine))
+    try:
+        for _ in range(3):
+            try:
+                os.link(tmp, f)  # atomic: fails when the lock exists
+                break
+            except FileExistsError:
+                info = read_lock(run)
+                if info is None:
+                    continue
+                check_not_locked(run, what)
+                _warn(f"taking over the stale lock of {_describe(info)} in {str(run)!r}: "
+                      "that writer is no longer running.")
+                f.unlink(missing_ok=True)
+            except OSError:  # a filesystem without hard links
+                fd = os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(json.dumps(mine))
+                break
+        else:
+            check_not_locked(run, what)
+    finally:
+        tmp.unlink(missing_ok=True)
+    with _HELD_GUARD:
+        _HELD[str(f)] = threading.get_ident()
+
+
+def release_lock(run: Path) -> None:
+    """Drop the lock if this process holds it."""
+    f = run / LOCK_FILE
+    with _HELD_GUARD:
+        held = _HELD.pop(str(f), None)
+    if held is None:
+        return
+    info = read_lock(run)
+    if info and info.get("pid") == os.getpid() and info.get("host") == socket.gethostname():
+        f.unlink(missing_ok=True)
 
 
 def prepare_new(run: Path, *, force: bool) -> None:
     """Create an empty run directory; refuse to touch an existing one without `force`."""
+    if run.exists() and not run.is_dir():
+        raise RunDirError(f"run directory {str(run)!r} is a file; choose another --out.")
     if run.exists() and any(run.iterdir()):
+        check_not_locked(run, "refusing to overwrite it" if force else "cannot start a run")
         if not force:
             raise RunDirError(
                 f"run directory {str(run)!r} already exists and is not empty; pass --force "
@@ -114,17 +350,39 @@ def write_run_info(run: Path, info: dict, spec_text: str) -> None:
 
 def read_run_info(run: Path) -> dict:
     f = run / RUN_FILE
+    if not run.is_dir():
+        raise RunDirError(
+            f"run directory {str(run)!r} {'is a file' if run.exists() else 'does not exist'}; "
+            "pass the --out directory of an unfinished run to resume.")
     if not f.is_file():
         raise RunDirError(
             f"{str(run)!r} is not a resumable run directory (no {RUN_FILE}); start a new run "
             "with --out instead."
         )
-    return json.loads(f.read_text())
+    fix = ("it was damaged or edited by hand; start a new run (--out, or --force to "
+           "replace this one)")
+    try:
+        info = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"{str(f)!r} cannot be read as JSON ({e}); {fix}.") from None
+    if not isinstance(info, dict):
+        raise RunDirError(f"{str(f)!r} must hold a JSON object; got {type(info).__name__}; "
+                          f"{fix}.")
+    cs, fp = info.get("chunk_size"), info.get("spec_fingerprint")
+    if isinstance(cs, bool) or not isinstance(cs, int) or cs < 1 or not isinstance(fp, str):
+        raise RunDirError(
+            f"{str(f)!r} lacks a valid `chunk_size` (integer >= 1) and `spec_fingerprint` "
+            f"(got chunk_size={cs!r}, spec_fingerprint={fp!r}); {fix}.")
+    return info
 
 
-def create(run: Path, spec, chunk_size: int, spec_text: str, *, force: bool) -> None:
-    """A new run directory for `spec` (process 0 only; the others wait for it)."""
+def create(run: Path, spec, chunk_size: int, spec_text: str, *, force: bool,
+           lock: bool = True) -> None:
+    """A new run directory for `spec` (process 0 only; the others wait for it); `lock`:
+    hold the writer lock (single-process runs)."""
     prepare_new(run, force=force)
+    if lock:
+        acquire_lock(run)
     write_run_info(run, {
         "spec_fingerprint": spec.fingerprint(),
         "chunk_size": int(chunk_size),
@@ -135,15 +393,20 @@ def create(run: Path, spec, chunk_size: int, spec_text: str, *, force: bool) -> 
 
 def reopen(run: Path):
     """The spec and chunk size of an unfinished run, checked against what wrote it."""
-    from ._spec import SweepSpec
+    from ._spec import SpecError, SweepSpec
 
     info = read_run_info(run)
-    if int(info.get("format", 1)) != FORMAT_VERSION:
+    if info.get("format", 1) != FORMAT_VERSION:
         raise RunDirError(
-            f"{str(run)!r} was written by run format {info.get('format', 1)}, this version "
+            f"{str(run)!r} was written by run format {info.get('format', 1)!r}, this version "
             f"writes format {FORMAT_VERSION}; start a new run instead of resuming."
         )
-    spec = SweepSpec.from_toml(run / SPEC_FILE)
+    try:
+        spec = SweepSpec.from_toml(run / SPEC_FILE)
+    except SpecError as e:
+        raise RunDirError(
+            f"cannot resume {str(run)!r}: its {SPEC_FILE} is unusable ({e}); start a new run "
+            "instead (--out, or --force to replace this one).") from None
     if spec.fingerprint() != info["spec_fingerprint"]:
         raise RunDirError(
             f"the spec in {str(run)!r} no longer matches the run that wrote it "

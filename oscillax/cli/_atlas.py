@@ -64,10 +64,34 @@ def atlas(
         ctx = _distributed.setup(coordinator, num_processes, process_id)
     except ValueError as e:
         fail(str(e))
-    with _spec_path(spec) as (spec_path, label):
+    with _spec_path(spec) as (spec_path, label), _plain_warnings():
         result, run_dir = _run(spec_path, label, out, resume, force, chunk_size, no_figures,
                                ctx)
     _report(result, run_dir)
+
+
+@contextlib.contextmanager
+def _plain_warnings():
+    """The run directory's warnings (a stray file ignored, a bad part recomputed, a stale
+    lock taken over) as `warning: ...` lines, like the errors."""
+    import warnings
+
+    from .._sweep._store import RunDirWarning
+    from ._errors import print_warning
+
+    old = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, RunDirWarning):
+            print_warning(str(message))
+        else:
+            old(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = old
 
 
 def _list() -> None:

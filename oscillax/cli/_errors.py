@@ -31,6 +31,15 @@ def print_error(message: str) -> None:
                                highlight=False, soft_wrap=True)
 
 
+def print_warning(message: str) -> None:
+    """Print `warning: <message>` to stderr (never read as markup), and go on."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[bold yellow]warning:[/bold yellow] {escape(str(message))}",
+                               highlight=False, soft_wrap=True)
+
+
 def fail(message: str) -> NoReturn:
     """Print the error and end the command with exit status 2."""
     print_error(message)

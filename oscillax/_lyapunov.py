@@ -464,70 +464,9 @@ def _concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def lyapunov_spectrum(
-    system,
-    x0,
-    *,
-    dt=None,
-    steps: int,
-    solver: str = "rk4",
-    k: int | None = None,
-    renorm_every: int = 1,
-    transient: int = 0,
-    args=None,
-    basis=None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    max_steps: int = 4096,
-) -> LyapunovSpectrum:
-    """Lyapunov spectrum of a flow, of a solver's map, or of a discrete map (QR method).
-
-    With a vector field, the map measured is $x \\mapsto \\Psi_{dt}(x)$ given by `solver`: for
-    a fixed-step solver that is the numerical method itself (Euler on $\\dot x = Ax$, $A$
-    skew, gives $\\ln(1 + h^2\\omega^2)/(2h)$, not the flow's 0); an adaptive solver
-    (diffrax, with the variational equation) measures the exact flow. Exponents are
-    $\\lambda_i = \\frac{1}{T}\\sum \\log |R_{ii}|$ of the triangular factors of the
-    renormalisations (Benettin's QR method; a cheap triangular pass in the loop, exact QR at
-    the checkpoints, the same numbers to rounding).
-
-    **Arguments:**
-    - `system`: an oscillax field (`ox.PreActivation`, `ox.PostActivation`,
-      `ox.VectorField`), any vector field `f(t, x, args)` on `(n,)` (diffrax's convention),
-      or an `ox.IteratedMap`.
-    - `x0`: initial state `(n,)`, or a batch `(B, n)` measured together.
-    - `dt`: the step (fixed-step solvers) or the sampling interval of the flow (adaptive);
-      required for vector fields, not accepted for maps. May be traced.
-    - `steps`: measured steps (iterates), after the transient.
-    - `solver`: `"euler"`, `"heun"`, `"midpoint"`, `"rk4"`, `"implicit_midpoint"`, or
-      `"tsit5"`, `"dopri5"`, `"dopri8"` (flow). Unused for maps.
-    - `k`: number of exponents (largest first), `1 <= k <= n`; default n.
-    - `renorm_every`: steps between renormalisations (keep
-      $e^{(\\lambda_1 - \\lambda_k)\\,dt\\,\\text{renorm\\_every}}$ well inside the float range).
-      Every step is the default and, in this implementation, about as fast as any other.
-    - `transient`: steps run first, with the tangents aligned, and discarded.
-    - `args`: passed to the field.
-    - `basis`: initial tangent vectors `(n, k)` (orthonormalised); default a fixed random
-      basis (`jax.random.normal(jax.random.key(0), (n, k))`).
-    - `rtol`, `atol`, `max_steps`: adaptive solvers only (defaults 1e-10 in float64, 1e-6 in
-      float32; `max_steps` per interval `dt`).
-
-    **Returns:** a `LyapunovSpectrum` (`exponents`, `checkpoints`, `times`, `state`).
-
-    Memory is $O(nkB)$ for any `steps`. Works under `jax.jit` and `jax.vmap` (over fields,
-    states, `dt`; vmapping states or the A of skew fields runs as one native batch);
-    forward-mode differentiable (`jax.jvp`), not reverse-mode (the loops are while loops).
-
-    ```python
-    lorenz = lambda t, x, a: jnp.stack([10 * (x[1] - x[0]), x[0] * (28 - x[2]) - x[1],
-                                        x[0] * x[1] - 8 / 3 * x[2]])
-    res = ox.lyapunov_spectrum(lorenz, jnp.ones(3), dt=0.01, steps=100_000, transient=10_000)
-    res.exponents  # ~ (0.906, 0.0, -14.57)
-    ```
-    """
-    steps = _int_arg("steps", steps, 1)
-    renorm_every = _int_arg("renorm_every", renorm_every, 1)
-    transient = _int_arg("transient", transient, 0)
-
+def _checked(system, x0, dt, k, args):
+    """Validate the system, states, `k` and `dt`; returns `(system, x0, n, k, is_map, h,
+    dtype)` with the system wrapped (`VectorField`) and `h` the step (1 for a map)."""
     is_map = isinstance(system, IteratedMap)
     if not is_map and not isinstance(system, AbstractField):
         if not callable(system):
@@ -602,6 +541,75 @@ def lyapunov_spectrum(
     h = h.astype(dtype)
     if not _concrete(h):
         h = eqx.error_if(h, ~(h > 0) | ~jnp.isfinite(h), "`dt` must be positive and finite")
+
+    return system, x0, n, k, is_map, h, dtype
+
+
+def lyapunov_spectrum(
+    system,
+    x0,
+    *,
+    dt=None,
+    steps: int,
+    solver: str = "rk4",
+    k: int | None = None,
+    renorm_every: int = 1,
+    transient: int = 0,
+    args=None,
+    basis=None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    max_steps: int = 4096,
+) -> LyapunovSpectrum:
+    """Lyapunov spectrum of a flow, of a solver's map, or of a discrete map (QR method).
+
+    With a vector field, the map measured is $x \\mapsto \\Psi_{dt}(x)$ given by `solver`: for
+    a fixed-step solver that is the numerical method itself (Euler on $\\dot x = Ax$, $A$
+    skew, gives $\\ln(1 + h^2\\omega^2)/(2h)$, not the flow's 0); an adaptive solver
+    (diffrax, with the variational equation) measures the exact flow. Exponents are
+    $\\lambda_i = \\frac{1}{T}\\sum \\log |R_{ii}|$ of the triangular factors of the
+    renormalisations (Benettin's QR method; a cheap triangular pass in the loop, exact QR at
+    the checkpoints, the same numbers to rounding).
+
+    **Arguments:**
+    - `system`: an oscillax field (`ox.PreActivation`, `ox.PostActivation`,
+      `ox.VectorField`), any vector field `f(t, x, args)` on `(n,)` (diffrax's convention),
+      or an `ox.IteratedMap`.
+    - `x0`: initial state `(n,)`, or a batch `(B, n)` measured together.
+    - `dt`: the step (fixed-step solvers) or the sampling interval of the flow (adaptive);
+      required for vector fields, not accepted for maps. May be traced.
+    - `steps`: measured steps (iterates), after the transient.
+    - `solver`: `"euler"`, `"heun"`, `"midpoint"`, `"rk4"`, `"implicit_midpoint"`, or
+      `"tsit5"`, `"dopri5"`, `"dopri8"` (flow). Unused for maps.
+    - `k`: number of exponents (largest first), `1 <= k <= n`; default n.
+    - `renorm_every`: steps between renormalisations (keep
+      $e^{(\\lambda_1 - \\lambda_k)\\,dt\\,\\text{renorm\\_every}}$ well inside the float range).
+      Every step is the default and, in this implementation, about as fast as any other.
+    - `transient`: steps run first, with the tangents aligned, and discarded.
+    - `args`: passed to the field.
+    - `basis`: initial tangent vectors `(n, k)` (orthonormalised); default a fixed random
+      basis (`jax.random.normal(jax.random.key(0), (n, k))`).
+    - `rtol`, `atol`, `max_steps`: adaptive solvers only (defaults 1e-10 in float64, 1e-6 in
+      float32; `max_steps` per interval `dt`).
+
+    **Returns:** a `LyapunovSpectrum` (`exponents`, `checkpoints`, `times`, `state`).
+
+    Memory is $O(nkB)$ for any `steps`. Works under `jax.jit` and `jax.vmap` (over fields,
+    states, `dt`; vmapping states or the A of skew fields runs as one native batch);
+    forward-mode differentiable (`jax.jvp`), not reverse-mode (the loops are while loops).
+
+    ```python
+    lorenz = lambda t, x, a: jnp.stack([10 * (x[1] - x[0]), x[0] * (28 - x[2]) - x[1],
+                                        x[0] * x[1] - 8 / 3 * x[2]])
+    res = ox.lyapunov_spectrum(lorenz, jnp.ones(3), dt=0.01, steps=100_000, transient=10_000)
+    res.exponents  # ~ (0.906, 0.0, -14.57)
+    ```
+    """
+    steps = _int_arg("steps", steps, 1)
+    renorm_every = _int_arg("renorm_every", renorm_every, 1)
+    transient = _int_arg("transient", transient, 0)
+
+    system, x0, n, k, is_map, h, dtype = _checked(system, x0, dt, k, args)
 
     single = x0.ndim == 1
     X0 = (x0[:, None] if single else x0.T).astype(dtype)

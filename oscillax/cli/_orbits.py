@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ._errors import fail
-from ._options import example
+from ._options import example, prepare_out
 from ._simulate import _flagged, _floats
 
 EPILOG = example("oscillax orbits --form post --activation tanh --frequencies 1 "
@@ -93,7 +93,7 @@ def orbits(
         fail(f"--returns must be an integer >= 1; got {returns}.")
     dim = 2 * len(omegas) if omegas is not None else (n if n is not None else DEFAULT_N)
     run = out if out is not None else Path("runs") / time.strftime("orbits-%Y%m%d-%H%M%S")
-    _prepare(run, overwrite)
+    prepare_out(run, overwrite, OUTPUTS)
 
     t_start = time.perf_counter()
     try:
@@ -111,24 +111,6 @@ def orbits(
     params = dict(form=form, activation=activation, n=dim, A=A_from)
     _write(run, r, params)
     _print_summary(run, params, r, wall)
-
-
-def _prepare(run: Path, overwrite: bool) -> None:
-    if run.exists() and not run.is_dir():
-        fail(f"--out {str(run)!r} is a file, not a directory.")
-    if run.is_dir() and any(run.iterdir()):
-        if not overwrite:
-            fail(f"--out {str(run)!r} is not empty; pass --overwrite to replace this command's "
-                 f"files there ({', '.join(OUTPUTS)}), or choose another --out.")
-        for name in OUTPUTS:  # only what this command writes; nothing else is touched
-            p = run / name
-            if p.is_dir():
-                fail(f"--out {str(run)!r} holds a directory {name!r}; refusing to replace it.")
-            p.unlink(missing_ok=True)
-    try:
-        run.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        fail(f"--out {str(run)!r} cannot be created: {e.strerror or e}.")
 
 
 def _build(ox, form, activation, dim, omegas, seed):

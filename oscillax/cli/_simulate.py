@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ._errors import fail
-from ._options import example
+from ._options import example, prepare_out
 
 EPILOG = example("oscillax simulate --form post --activation tanh --frequencies 1,2.5 "
                  "--solver euler --dt 0.05 --t1 100 --out sim")
@@ -140,7 +140,7 @@ def simulate(
         fail(f"--save-every {save_every} keeps {n_steps // save_every + 2:,} states of "
              f"{dim} numbers for {n_steps:,} steps; raise --save-every.")
     run = out if out is not None else Path("runs") / time.strftime("simulate-%Y%m%d-%H%M%S")
-    _prepare(run, overwrite)
+    prepare_out(run, overwrite, OUTPUTS)
 
     t_start = time.perf_counter()
     try:
@@ -184,24 +184,6 @@ def _floats(flag: str, text: str, eg: str) -> list[float]:
 def _flagged(message: str) -> str:
     """A library message with its argument names (`dt`) replaced by the flags (--dt)."""
     return re.sub(r"`(\w+)`", lambda m: _FLAGS.get(m.group(1), m.group(0)), message)
-
-
-def _prepare(run: Path, overwrite: bool) -> None:
-    if run.exists() and not run.is_dir():
-        fail(f"--out {str(run)!r} is a file, not a directory.")
-    if run.is_dir() and any(run.iterdir()):
-        if not overwrite:
-            fail(f"--out {str(run)!r} is not empty; pass --overwrite to replace this command's "
-                 f"files there ({', '.join(OUTPUTS)}), or choose another --out.")
-        for name in OUTPUTS:  # only what this command writes; nothing else is touched
-            p = run / name
-            if p.is_dir():
-                fail(f"--out {str(run)!r} holds a directory {name!r}; refusing to replace it.")
-            p.unlink(missing_ok=True)
-    try:
-        run.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        fail(f"--out {str(run)!r} cannot be created: {e.strerror or e}.")
 
 
 def _build(ox, form, activation, dim, omegas, x0_vals, amplitude, gamma, seed) -> dict:

@@ -58,3 +58,17 @@ def test_bounds_are_not_too_tight(field):
     assert tr.steps == 1 and float(tr.ts[-1]) == 0.25
     tr = ox.simulate(field, jnp.ones(4, jnp.int32), dt=0.1, steps=2)  # integers are cast
     assert jnp.issubdtype(tr.xs.dtype, jnp.floating)
+
+
+def test_fit_dt_too_large_for_the_window_names_dt():
+    t = np.linspace(0.0, 30.0, 300)
+    with pytest.raises(ValueError, match=r"`dt` = 100 is too large for the training window"):
+        ox.fit(t, np.sin(t), dt=100.0, iterations=2)
+
+
+def test_fit_takes_a_tiny_signal_and_refuses_a_constant_one():
+    t = np.linspace(0.0, 30.0, 300)
+    res = ox.fit(t, 1e-13 * np.sin(t), iterations=2, restarts=1)
+    assert np.all(np.isfinite(res.frequencies))
+    with pytest.raises(ValueError, match="is constant over the training part"):
+        ox.fit(t, np.full_like(t, 5.0), iterations=2)

@@ -35,6 +35,9 @@ from ._stepping import (
 MAX_AUTO_PAIRS = 8
 MAX_TRAIN_STEPS = 2_000_000
 
+MIN_TRAIN_STEPS = 16
+"""Fewest solver steps over the training window a given `dt` may make."""
+
 
 @dataclasses.dataclass(frozen=True)
 class _Plan:
@@ -98,6 +101,12 @@ def _plan(series: _Series, settings: _Settings) -> _Plan:
     else:
         dt_int = settings.dt * time_scale
     n_steps = _n_steps(taus[-1], dt_int)
+    if settings.dt is not None and n_steps < MIN_TRAIN_STEPS:
+        span = float(t_tr[-1] - t_tr[0])
+        _fail(f"`dt` = {settings.dt:g} is too large for the training window ({span:g} time "
+              f"units): it gives {n_steps} solver steps, at least {MIN_TRAIN_STEPS} are needed. "
+              f"Pass dt <= {span / MIN_TRAIN_STEPS:g}, or leave dt out to choose it from the "
+              "sampling.")
     if n_steps > MAX_TRAIN_STEPS:
         _fail(f"`dt` = {dt_int / time_scale:g} needs {n_steps} solver steps over the training "
               "window; pass a larger `dt`.")

@@ -131,7 +131,8 @@ def _split_series(t, y, univariate, *, channels: Sequence[str] | None, val_fract
     y_tr = y[:n_train]
     mean = y_tr.mean(axis=0)
     scale = y_tr.std(axis=0)
-    flat = scale <= 1e-12 * np.maximum(np.abs(mean), 1.0)
+    # relative to the level only: a small signal around 0 is still a signal
+    flat = (scale == 0) | (scale <= 1e-12 * np.abs(mean))
     if np.any(flat):
         c = int(np.argmax(flat))
         _fail(f"`ys` channel {c} ({channels[c]!r}) is constant over the training part; there "

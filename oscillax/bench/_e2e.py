@@ -94,6 +94,9 @@ class AtlasCommand:
         base = rows[0].traj_steps_per_s
         for r in rows:
             r.ratio_to_oscillax = r.traj_steps_per_s / base
+        # what compiling costs the command: the cold run less the warm one (0 when warm)
+        rows[0].compile_s = max(extra["cold"]["wall_s"] - extra["warm"]["wall_s"], 0.0)
+        rows[1].compile_s = 0.0
         return {"name": self.name, "title": self.title, "params": {"spec": self.spec},
                 "traj_steps": rows[0].traj_steps, "results": [r.to_json() for r in rows],
                 "extra": extra}

@@ -395,7 +395,8 @@ class LongRun(Workload):
 
 
 from ._e2e import AtlasCommand, SweepScript  # noqa: E402  (the end-to-end rows come first)
+from ._orbits import Orbits  # noqa: E402
 
 WORKLOADS: dict[str, type] = {
-    w.name: w for w in (AtlasCommand, SweepScript, W2, W512, Atlas, Grad, LongRun)
+    w.name: w for w in (AtlasCommand, SweepScript, W2, W512, Atlas, Grad, LongRun, Orbits)
 }

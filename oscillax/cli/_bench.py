@@ -16,8 +16,8 @@ def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes: under a minute.")] = False,
     workloads: Annotated[str | None, typer.Option(
         "--workloads", show_default=False,
-        help="Comma-separated subset of e2e-atlas,e2e-sweep,W2,W512,atlas,grad,longrun "
-        "(default: all).")] = None,
+        help="Comma-separated subset of e2e-atlas,e2e-sweep,W2,W512,atlas,grad,longrun,"
+        "orbits (default: all).")] = None,
     repeats: Annotated[int | None, typer.Option(
         "--repeats", show_default=False,
         help="Timed calls after the first one (default: per workload).")] = None,

@@ -86,6 +86,14 @@ def _step_size(dt, last, k, steps):
     return dt if last is None else jnp.where(k == steps - 1, last, dt)
 
 
+def _untested(field, solver, X, k0, dt, last, length, args, steps):
+    """`length` steps from k0 with no test: `advance`, or with the shortened last step."""
+    if last is None:
+        return advance(field, solver, X, k0, dt, length, args)
+    return jax.lax.fori_loop(0, length, lambda i, X: solver.step(
+        field, (k0 + i).astype(X.dtype) * dt, X, _step_size(dt, last, k0 + i, steps), args), X)
+
+
 def checked_steps(field, solver, X, alive, div_at, k0, dt, last, inv_thr, args, *, steps,
                   length):
     """`length` steps from k0 with the divergence test after every step: a member that
@@ -113,12 +121,7 @@ def block(field, X, alive, div_at, k0, dt, last, inv_thr, args, *, solver, steps
     kw = dict(steps=steps, length=length)
     if length == 1:
         return checked_steps(field, solver, X, alive, div_at, k0, dt, last, inv_thr, args, **kw)
-    if last is None:
-        Xn = advance(field, solver, X, k0, dt, length, args)
-    else:  # the shortened last step needs the per-step size
-        Xn = jax.lax.fori_loop(0, length, lambda i, X: solver.step(
-            field, (k0 + i).astype(X.dtype) * dt, X, _step_size(dt, last, k0 + i, steps),
-            args), X)
+    Xn = _untested(field, solver, X, k0, dt, last, length, args, steps)
     newly = exceeds(Xn, inv_thr) & alive
     return jax.lax.cond(
         jnp.any(newly),
@@ -141,12 +144,7 @@ def _span(field, solver, carry, k0, length: int, dt, last, inv_thr, args, steps,
     """`length` (static) steps from k0: blocks of CHECK_EVERY and one shorter."""
     if not check:
         X, alive, div_at = carry
-        if last is None:
-            return advance(field, solver, X, k0, dt, length, args), alive, div_at
-        X = jax.lax.fori_loop(0, length, lambda i, X: solver.step(
-            field, (k0 + i).astype(X.dtype) * dt, X, _step_size(dt, last, k0 + i, steps),
-            args), X)
-        return X, alive, div_at
+        return _untested(field, solver, X, k0, dt, last, length, args, steps), alive, div_at
 
     def run(carry, k, n):
         return block(field, *carry, k, dt, last, inv_thr, args, solver=solver, steps=steps,

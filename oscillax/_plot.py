@@ -228,8 +228,11 @@ def phase_portraits(paths: dict, path: Path, *, dt: float, t1: float, form: str)
     return path
 
 
-def atlas_figures(table: pd.DataFrame, spec, outdir: Path) -> list[Path]:
-    """All figures of a run: one atlas per solver, the status summary, drift, portraits."""
+def atlas_figures(table: pd.DataFrame, spec, outdir: Path, drift: dict,
+                  portraits: dict) -> list[Path]:
+    """All figures of a run: one atlas and growth map per solver, the status summary, and
+    the example paths it is given (`drift`: euler, dt 0.05; `portraits`: per solver, dt
+    0.1; see `_sweep._examples.run_figures`)."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -239,14 +242,8 @@ def atlas_figures(table: pd.DataFrame, spec, outdir: Path) -> list[Path]:
         paths.append(growth_figure(table, solver, spec.spectral_radius,
                                    outdir / f"growth_{solver}.png"))
     paths.append(summary_figure(table, outdir / "status_summary.png"))
-    acts = list(dict.fromkeys(table["activation"]))
-    # the example paths: one engine call per solver for all activations
-    from ._sweep._examples import example_paths
-
-    drift = example_paths(acts, solver="euler", dt=0.05, t1=100.0, save_every=10)
     paths.append(drift_figure(drift, outdir / "drift_over_time.png", dt=0.05, solver="euler",
                               form="post"))
-    portraits = {s: example_paths(acts, solver=s, dt=0.1, t1=60.0) for s in ("euler", "rk4")}
     paths.append(phase_portraits(portraits, outdir / "phase_portraits.png", dt=0.1, t1=60.0,
                                  form="post"))
     return paths

@@ -45,3 +45,14 @@ def example_paths(activations, *, form: str = "post", solver: str, dt: float, t1
     names = [a.name for a in acts]
     return {"ts": np.asarray(ks, np.float64) * dt, "xs": dict(zip(names, xs)),
             "invariant": dict(zip(names, inv))}
+
+
+def run_figures(table, spec, outdir) -> list:
+    """The figures of a run's table (`_plot.atlas_figures`), with the example paths of its
+    activations computed here: one engine call per solver for all of them."""
+    from .._plot import atlas_figures
+
+    acts = list(dict.fromkeys(table["activation"]))
+    drift = example_paths(acts, solver="euler", dt=0.05, t1=100.0, save_every=10)
+    portraits = {s: example_paths(acts, solver=s, dt=0.1, t1=60.0) for s in ("euler", "rk4")}
+    return atlas_figures(table, spec, outdir, drift, portraits)

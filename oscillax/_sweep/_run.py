@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from .. import _distributed
-from .._activation import get_activation
 from .._classify import STATUS_NAMES, classify, reduce_monitors
 from .._monitor import integrate_monitored, integrate_monitored_sharded
 from .._solver import FIXED_SOLVERS
@@ -46,23 +45,19 @@ def integrate(place, field, solver, X0, h, steps, thr2, **kw):
 
 
 def _call(spec: SweepSpec, chunk: Chunk, ins: list, place):
-    """One engine call over chunk inputs laid side by side on the batch axis."""
+    """One engine call over chunk inputs laid side by side on the batch axis; returns the
+    engine's output and, per member, whether growth is measured on the invariant."""
     shared = ins[0][1].ndim == 2
     A = ins[0][1] if shared else np.concatenate([x[1] for x in ins], axis=2)
     X0, h, steps, thr2 = (np.concatenate([x[i] for x in ins], axis=-1) for i in range(2, 6))
-    field = batch_field(spec, chunk, A)
+    put = (lambda x, ax: jnp.asarray(x)) if place is None else place
+    # batch axis sharded over the devices; a shared A replicated
+    field = batch_field(spec, chunk, put(A, None if shared else 2))
     use_inv = field.uses_invariant(X0.shape[1])
-    if place is not None:  # batch axis sharded over the devices; a shared A replicated
-        A = place(A, None if shared else 2)
-        X0 = place(X0, 1)
-        h, steps, thr2, use_inv = (place(x, 0) for x in (h, steps, thr2, use_inv))
-    else:
-        A, X0, h, steps, thr2, use_inv = (jnp.asarray(x) for x in
-                                          (A, X0, h, steps, thr2, use_inv))
-    field = batch_field(spec, chunk, A)
-    return integrate(place, field, FIXED_SOLVERS[chunk.solver], X0, h, steps, thr2,
-                     check_every=spec.check_every, samples=spec.samples,
-                     use_invariant=use_inv)
+    out = integrate(place, field, FIXED_SOLVERS[chunk.solver], put(X0, 1), put(h, 0),
+                    put(steps, 0), put(thr2, 0), check_every=spec.check_every,
+                    samples=spec.samples, use_invariant=put(use_inv, 0))
+    return out, use_inv
 
 
 def run_chunks(spec: SweepSpec, chunks: list[Chunk], rows: pd.DataFrame, place=None,
@@ -82,15 +77,13 @@ def run_chunks(spec: SweepSpec, chunks: list[Chunk], rows: pd.DataFrame, place=N
     sel0, A, X0, h, steps, thr2 = ins[0]
     filler = (None, A, X0, h, np.zeros_like(steps), thr2)
     ins += [filler] * (max(slots, len(chunks)) - len(chunks))
-    out = jax.device_get(_call(spec, c0, ins, place))
-    odd = np.asarray([get_activation(a).odd for a in spec.activations])
+    out, use_inv = _call(spec, c0, ins, place)
+    out = jax.device_get(out)
     frames = []
     for i, (chunk, x) in enumerate(zip(chunks, ins)):
         real = np.flatnonzero(chunk.traj_ids >= 0) + i * c0.width
         part = jax.tree.map(lambda v: np.asarray(v)[..., real], out)
-        sel = x[0]
-        use_inv = sel["activation"].map(dict(zip(spec.activations, odd))).to_numpy(bool)
-        frames.append(chunk_rows(spec, chunk, sel, part, use_inv).sort_values(
+        frames.append(chunk_rows(spec, chunk, x[0], part, use_inv[real]).sort_values(
             "traj_id", kind="stable").reset_index(drop=True))
     return frames
 
@@ -125,7 +118,7 @@ def compile_ahead(spec: SweepSpec, batches: list[list[Chunk]], rows, place, slot
     def warm(c0: Chunk):
         sel, A, X0, h, steps, thr2 = chunk_inputs(spec, c0, rows)
         ins = [(sel, A, X0, h, np.zeros_like(steps), thr2)] * max(slots, 1)
-        return jax.block_until_ready(_call(spec, c0, ins, place))
+        return jax.block_until_ready(_call(spec, c0, ins, place)[0])
 
     futures = {}
     for batch in batches:
@@ -272,10 +265,10 @@ def _finish(r: _Run, frames, figures: bool, t_start: float, compute_wall: float)
     if run is not None and r.process_index == 0:
         _store.write_results(run, table)
         if figures:
-            from .._plot import atlas_figures
+            from ._examples import run_figures
 
             summary["figures"] = [str(p.relative_to(run)) for p in
-                                  atlas_figures(table, spec, run / _store.FIGURES_DIR)]
+                                  run_figures(table, spec, run / _store.FIGURES_DIR)]
         _store.write_summary(run, summary)
     if run is not None:
         _store.release_lock(run)

@@ -53,11 +53,11 @@ def show(
         print_rates(console, summary)
     if no_figures:
         return
-    from .._plot import atlas_figures
+    from .._sweep._examples import run_figures
 
     out = figures_dir if figures_dir is not None else run_dir / "figures"
     try:
-        paths = atlas_figures(table, spec, out)
+        paths = run_figures(table, spec, out)
     except OSError as e:
         fail(f"cannot draw the figures into {str(out)!r}: {e.strerror or e}.")
     names = ", ".join(escape(Path(p).name) for p in paths)

@@ -4,8 +4,8 @@ One concept per module: `_checks` (argument checks), `_spectrum` (`spectral_peak
 `_model` (`SkewGenerator`), `_stepping` (integration and interpolation), `_inputs`
 (`fit`'s checked inputs), `_init` (spectral initialisation), `_loss` (what is
 minimised), `_train` (`fit`), `_baselines` (mean, harmonic, AR forecasts), `_scores`
-(metrics and verdict), `_result` (`FitResult`, `load_fit`), `_plot` (figures), `_csv`
-(`fit_csv`).
+(metrics, the choice of the forecast, and the verdict), `_result` (`FitResult`,
+`load_fit`), `_plot` (figures), `_csv` (`fit_csv`).
 """
 
 from ._csv import fit_csv as fit_csv

@@ -79,11 +79,15 @@ def harmonic_frequencies(t_tr, y_tr, *, max_peaks: int = HARMONIC_MAX_PEAKS,
     return sol.x if sol.success and np.all(np.isfinite(sol.x)) else peaks
 
 
+def harmonic_coefficients(t_tr, y_tr, omegas) -> np.ndarray:
+    """`(1 + 2k, p)` least-squares coefficients of the columns of `_design(t, t_tr[0], ...)`."""
+    return _lstsq(_design(t_tr, t_tr[0], omegas), y_tr)[0]
+
+
 def harmonic_forecast(t_tr, y_tr, t_new, omegas) -> np.ndarray:
     """Least-squares harmonic regression on `(t_tr, y_tr)` at `omegas`, evaluated at
     `t_new`: `(len(t_new), p)`. With no frequencies it is the training mean."""
-    beta, _ = _lstsq(_design(t_tr, t_tr[0], omegas), y_tr)
-    return _design(t_new, t_tr[0], omegas) @ beta
+    return _design(t_new, t_tr[0], omegas) @ harmonic_coefficients(t_tr, y_tr, omegas)
 
 
 # ------------------------------------------------------------------------------ AR
@@ -127,19 +131,32 @@ def ar_select_order(y_tr, max_order: int | None = None) -> tuple[int, np.ndarray
     return int(np.argmin(aic)), aic
 
 
-def ar_forecast(y_tr, n_ahead: int, p: int) -> np.ndarray:
-    """AR(p) fitted per channel on all of `y_tr` `(N, P)`, iterated `n_ahead` steps past
-    its end (each step feeds on the previous forecasts): `(n_ahead, P)`."""
-    out = np.empty((n_ahead, y_tr.shape[1]))
-    for c in range(y_tr.shape[1]):
-        beta, _ = _ar_least_squares(y_tr[:, c], p, p)
-        lags = list(y_tr[y_tr.shape[0] - p :, c][::-1])  # newest first
+def ar_coefficients(y_tr, p: int) -> np.ndarray:
+    """`(P, 1 + p)`: `[c, phi_1, ..., phi_p]` of AR(p) fitted per channel on all of `y_tr`."""
+    return np.stack([_ar_least_squares(y_tr[:, c], p, p)[0] for c in range(y_tr.shape[1])])
+
+
+def ar_iterate(coefficients, last, n_ahead: int) -> np.ndarray:
+    """The AR recurrences `coefficients` `(P, 1 + p)` iterated `n_ahead` steps past the
+    samples `last` `(p, P)` (oldest first), each step feeding on the previous forecasts."""
+    coefficients, last = np.asarray(coefficients, np.float64), np.asarray(last, np.float64)
+    P, p = coefficients.shape[0], coefficients.shape[1] - 1
+    out = np.empty((n_ahead, P))
+    for c in range(P):
+        beta = coefficients[c]
+        lags = list(last[last.shape[0] - p :, c][::-1]) if p else []  # newest first
         with np.errstate(over="ignore", invalid="ignore"):
             for h in range(n_ahead):
                 v = beta[0] + (float(np.dot(beta[1:], lags[:p])) if p else 0.0)
                 out[h, c] = v
                 lags.insert(0, v)
     return out
+
+
+def ar_forecast(y_tr, n_ahead: int, p: int) -> np.ndarray:
+    """AR(p) fitted per channel on all of `y_tr` `(N, P)`, iterated `n_ahead` steps past
+    its end (each step feeds on the previous forecasts): `(n_ahead, P)`."""
+    return ar_iterate(ar_coefficients(y_tr, p), y_tr[y_tr.shape[0] - p :], n_ahead)
 
 
 def _near_uniform(t) -> bool:
@@ -164,27 +181,39 @@ def _scored(forecast, y_val) -> dict:
             "rmse_per_channel": [_finite_or_none(v) for v in per]}
 
 
-def baselines(t, y, n_train: int) -> dict:
+def baselines(t, y, n_train: int, forecasts: dict | None = None) -> dict:
     """Each baseline's forecast of `y[n_train:]` from `y[:n_train]`, scored by RMSE.
 
-    **Arguments:** `t` `(T,)` times, `y` `(T, p)` values, `n_train` training samples.
+    **Arguments:** `t` `(T,)` times, `y` `(T, p)` values, `n_train` training samples;
+    `forecasts`: a dict that receives each baseline's forecast `(T - n_train, p)`.
 
     **Returns:** `{"mean": {...}, "harmonic": {...}, "ar": {...}}`, each with `rmse` (over
-    all held-out samples and channels) and `rmse_per_channel`; `harmonic` adds the
-    `frequencies` and `periods` it used, `ar` its order `p` (or, for sample times too
-    irregular for an AR on the sample index, `rmse` None and a `skipped` reason).
+    all held-out samples and channels) and `rmse_per_channel`, and what `baseline_predict`
+    needs to forecast again: `mean` its `value`; `harmonic` the `frequencies` and
+    `periods` it used, its `t_ref` and `coefficients`; `ar` its order `p`, `coefficients`,
+    the `last` p training samples, their time `t_last` and `spacing` (or, for sample times
+    too irregular for an AR on the sample index, `rmse` None and a `skipped` reason).
     """
     t_tr, y_tr, t_val, y_val = t[:n_train], y[:n_train], t[n_train:], y[n_train:]
     n_val = t_val.shape[0]
-    out = {"mean": _scored(mean_forecast(y_tr, n_val), y_val)}
+    got = {} if forecasts is None else forecasts
+    got["mean"] = mean_forecast(y_tr, n_val)
+    out = {"mean": {**_scored(got["mean"], y_val), "value": y_tr.mean(axis=0).tolist()}}
     # Peaks and refinement on the standardised channels, so that each weighs the same.
-    omegas = harmonic_frequencies(t_tr, (y_tr - y_tr.mean(axis=0)) / y_tr.std(axis=0))
-    out["harmonic"] = {**_scored(harmonic_forecast(t_tr, y_tr, t_val, omegas), y_val),
-                       "frequencies": np.sort(omegas).tolist(),
-                       "periods": (2 * np.pi / np.sort(omegas)).tolist()}
+    omegas = np.sort(harmonic_frequencies(t_tr, (y_tr - y_tr.mean(axis=0)) / y_tr.std(axis=0)))
+    beta = harmonic_coefficients(t_tr, y_tr, omegas)
+    got["harmonic"] = _design(t_val, t_tr[0], omegas) @ beta
+    out["harmonic"] = {**_scored(got["harmonic"], y_val),
+                       "frequencies": omegas.tolist(),
+                       "periods": (2 * np.pi / omegas).tolist(),
+                       "t_ref": float(t_tr[0]), "coefficients": beta.tolist()}
     if _near_uniform(t):
         p, _ = ar_select_order(y_tr)
-        out["ar"] = {**_scored(ar_forecast(y_tr, n_val, p), y_val), "p": p}
+        coef, last = ar_coefficients(y_tr, p), y_tr[y_tr.shape[0] - p :]
+        got["ar"] = ar_iterate(coef, last, n_val)
+        out["ar"] = {**_scored(got["ar"], y_val), "p": p,
+                     "coefficients": coef.tolist(), "last": last.tolist(),
+                     "t_last": float(t_tr[-1]), "spacing": float(np.median(np.diff(t)))}
     else:
         out["ar"] = {"rmse": None, "rmse_per_channel": None, "p": None,
                      "skipped": "sample times not (near-)uniform: an AR needs a regular grid "
@@ -192,8 +221,34 @@ def baselines(t, y, n_train: int) -> dict:
     return out
 
 
+ORDER = ("network", "mean", "harmonic", "ar")
+"""Ties go to the earlier: the network first, then the simpler baselines."""
+
 _LABELS = {"network": "the network", "mean": "the training mean",
            "harmonic": "harmonic regression"}
+
+
+def label(name: str, scores: dict) -> str:
+    """How a report names a forecaster: "the network", "AR(3)", ..."""
+    return f"AR({scores['ar']['p']})" if name == "ar" else _LABELS[name]
+
+
+def _finite(network_rmse, scores) -> dict:
+    cands = {"network": network_rmse, **{k: v["rmse"] for k, v in scores.items()}}
+    return {k: cands[k] for k in ORDER
+            if k in cands and cands[k] is not None and math.isfinite(cands[k])}
+
+
+def lowest(network_rmse: float, scores: dict) -> str | None:
+    """The forecaster with the lowest finite RMSE (ties: `ORDER`); None if none is finite."""
+    finite = _finite(network_rmse, scores)
+    return min(finite, key=finite.get) if finite else None
+
+
+def listing(network_rmse: float, scores: dict, skip: str | None = None) -> str:
+    """"the network 3, the training mean 2, ..." for the finite RMSEs."""
+    return ", ".join(f"{label(k, scores)} {v:.4g}"
+                     for k, v in _finite(network_rmse, scores).items() if k != skip)
 
 
 def verdict(network_rmse: float, scores: dict, n_val: int) -> tuple[str, str]:
@@ -201,13 +256,31 @@ def verdict(network_rmse: float, scores: dict, n_val: int) -> tuple[str, str]:
 
     Ties go to the earlier of network, mean, harmonic, ar; a NaN or missing RMSE never wins.
     """
-    cands = {"network": network_rmse, **{k: v["rmse"] for k, v in scores.items()}}
-    finite = {k: v for k, v in cands.items() if v is not None and math.isfinite(v)}
-    label = lambda k: f"AR({scores['ar']['p']})" if k == "ar" else _LABELS[k]
-    if not finite:
+    best = lowest(network_rmse, scores)
+    if best is None:
         return None, f"no forecaster has a finite RMSE over the {n_val} held-out samples."
-    best = min(finite, key=finite.get)
-    others = ", ".join(f"{label(k)} {v:.4g}" for k, v in finite.items() if k != best)
-    line = (f"{label(best)} forecasts best over the {n_val} held-out samples: RMSE "
+    finite = _finite(network_rmse, scores)
+    others = listing(network_rmse, scores, skip=best)
+    line = (f"{label(best, scores)} forecasts best over the {n_val} held-out samples: RMSE "
             f"{finite[best]:.4g}" + (f" ({others})." if others else "."))
     return best, line[0].upper() + line[1:]
+
+
+def baseline_predict(name: str, spec: dict, ts) -> np.ndarray:
+    """A baseline's forecast `(T, p)` at times `ts` after the training part, from the
+    entry `spec` that `baselines` returned for it (`name`: mean, harmonic or ar)."""
+    ts = np.asarray(ts, np.float64)
+    if name == "mean":
+        return np.broadcast_to(np.asarray(spec["value"]), (ts.shape[0], len(spec["value"]))).copy()
+    if name == "harmonic":
+        return _design(ts, spec["t_ref"], np.asarray(spec["frequencies"])) @ np.asarray(
+            spec["coefficients"])
+    k = (ts - spec["t_last"]) / spec["spacing"]
+    steps = np.rint(k).astype(np.int64)
+    if np.any(steps < 1) or np.any(np.abs(k - steps) > AR_MAX_SPACING_SPREAD):
+        raise ValueError(
+            f"`ts` must continue the sample grid after the training part for the AR "
+            f"forecast: times t_last + k * spacing, k >= 1, with t_last = {spec['t_last']!r} "
+            f"and spacing = {spec['spacing']!r}; got times from {ts.min()!r} to {ts.max()!r}.")
+    path = ar_iterate(spec["coefficients"], spec["last"], int(steps.max()))
+    return path[steps - 1]

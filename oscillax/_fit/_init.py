@@ -46,7 +46,8 @@ class _Plan:
     hidden: int
     omegas: np.ndarray  # (hidden // 2,) initial angular frequencies, data units
     time_scale: float  # s in tau = s (t - t0)
-    taus: np.ndarray  # (n_train,) training times, internal
+    taus: np.ndarray  # (n_train,) training times, internal (the selection part too)
+    n_fit: int  # the first n_fit of them are fitted
     idx: np.ndarray  # (n_train,) grid index of each training time ...
     frac: np.ndarray  # ... and its fraction of a step past it
     n_steps: int  # engine steps over the training window
@@ -59,7 +60,8 @@ class _Plan:
 
     @property
     def span_tau(self) -> float:
-        return self.taus[-1]
+        """The end of the fitted part, internal (the horizon and the spectrum stop here)."""
+        return self.taus[self.n_fit - 1]
 
 
 def _fill_frequencies(peaks, m, lo, hi):
@@ -82,12 +84,14 @@ def _fill_frequencies(peaks, m, lo, hi):
 
 
 def _plan(series: _Series, settings: _Settings) -> _Plan:
-    """Frequencies from the training spectrum (which also sets `hidden` by default) and
-    the solver step, default: the sample spacing split into steps under `_DT_MAX`."""
-    t_tr, solver = series.t_tr, settings.solver
-    span_tr = t_tr[-1] - t_tr[0]
-    nyq = np.pi / np.median(np.diff(t_tr))
-    peaks, powers = spectral_peaks(t_tr, series.z_tr, rel_power=1e-4)
+    """Frequencies from the fitted part's spectrum (which also sets `hidden` by default)
+    and the solver step, default: the sample spacing split into steps under `_DT_MAX`.
+    The grid covers the whole training part, so the selection part is scored in the same
+    forward pass."""
+    t_fit, t_tr, solver = series.t_fit, series.t_tr, settings.solver
+    span_tr = t_fit[-1] - t_fit[0]
+    nyq = np.pi / np.median(np.diff(t_fit))
+    peaks, powers = spectral_peaks(t_fit, series.z_fit, rel_power=1e-4)
     hidden = settings.hidden
     if hidden is None:
         strong = int(np.sum(powers >= 1e-2 * powers.max())) if powers.size else 1
@@ -118,8 +122,9 @@ def _plan(series: _Series, settings: _Settings) -> _Plan:
                      aligned=bool(np.all(frac == 0)), adjoint_obj=adj_obj)
     init_step = _Stepping(solver=solver if solver in FIXED_SOLVERS else "rk4",
                           adjoint="engine", dt=dt_int)
-    return _Plan(hidden=hidden, omegas=omegas, time_scale=time_scale, taus=taus, idx=idx,
-                 frac=frac, n_steps=n_steps, step=step, init_step=init_step)
+    return _Plan(hidden=hidden, omegas=omegas, time_scale=time_scale, taus=taus,
+                 n_fit=series.n_fit, idx=idx, frac=frac, n_steps=n_steps, step=step,
+                 init_step=init_step)
 
 
 def _generators(settings: _Settings, Ws, x0s, Cs, ds, biases) -> SkewGenerator:
@@ -163,15 +168,16 @@ def _amplitude_corrected(settings: _Settings, plan: _Plan, grid_fn, x0_base, p):
     return om_used
 
 
-def _readout(grid, plan: _Plan, z_tr):
-    """$(C, d)$ by (lightly ridge-regularised) least squares on one initial trajectory."""
-    idx, frac = plan.idx, plan.frac
+def _readout(grid, plan: _Plan, z_fit):
+    """$(C, d)$ by (lightly ridge-regularised) least squares on one initial trajectory,
+    over the fitted part."""
+    idx, frac = plan.idx[: plan.n_fit], plan.frac[: plan.n_fit]
     nxt = np.minimum(idx + 1, plan.n_steps)
     xs = grid[idx] * (1 - frac[:, None]) + grid[nxt] * frac[:, None]
     Phi = np.concatenate([xs, np.ones((xs.shape[0], 1))], axis=1)
     G = Phi.T @ Phi
     G += 1e-8 * np.trace(G) / G.shape[0] * np.eye(G.shape[0])
-    beta = np.linalg.solve(G, Phi.T @ z_tr)
+    beta = np.linalg.solve(G, Phi.T @ z_fit)
     if not np.all(np.isfinite(beta)):
         beta = np.zeros_like(beta)
     return beta[: plan.hidden].T, beta[plan.hidden]
@@ -204,7 +210,6 @@ def _initial_generators(series: _Series, settings: _Settings, plan: _Plan):
     grids = np.asarray(grid_fn(_generators(settings, Ws, x0s, zeros_C, zeros_d, biases)),
                        np.float64)  # (R, steps + 1, n)
     Cs, ds = np.empty((restarts, p, hidden)), np.empty((restarts, p))
-    z_tr = series.z_tr
     for r in range(restarts):
-        Cs[r], ds[r] = _readout(grids[r], plan, z_tr)
+        Cs[r], ds[r] = _readout(grids[r], plan, series.z_fit)
     return _generators(settings, Ws, x0s, Cs, ds, biases), om_used

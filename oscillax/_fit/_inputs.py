@@ -23,6 +23,8 @@ from ._checks import (
 )
 
 MIN_TRAIN_SAMPLES = 12
+MIN_SELECT_SAMPLES = 4
+"""Fewest samples at the end of the training part that may choose the forecaster."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +52,12 @@ class _Settings:
 
 @dataclasses.dataclass(frozen=True)
 class _Series:
-    """The data `(T,)`, `(T, p)`, its training part `[:n_train]` and standardisation."""
+    """The data `(T,)`, `(T, p)`, its training part `[:n_train]` and standardisation.
+
+    The network is fitted to `[:n_fit]`; the rest of the training part, `[n_fit:n_train]`,
+    chooses the forecaster (restart, stopping step, or a baseline) and is never fitted.
+    The standardisation is that of `[:n_fit]`, so nothing of the selection part leaks in.
+    """
 
     t: np.ndarray
     y: np.ndarray
@@ -58,8 +65,10 @@ class _Series:
     channels: tuple[str, ...]
     val_fraction: float | None  # None when `train_until` set the split
     n_train: int
-    mean: np.ndarray  # (p,) over the training part
-    scale: np.ndarray  # (p,) standard deviation over the training part
+    n_fit: int  # samples the network is fitted to (== n_train without selection)
+    select_fraction: float
+    mean: np.ndarray  # (p,) over the fitted part
+    scale: np.ndarray  # (p,) standard deviation over the fitted part
 
     @property
     def t_tr(self) -> np.ndarray:
@@ -67,8 +76,16 @@ class _Series:
 
     @property
     def z_tr(self) -> np.ndarray:
-        """The training part, standardised: zero mean, unit variance per channel."""
+        """The training part, standardised (by the fitted part's mean and deviation)."""
         return (self.y[: self.n_train] - self.mean) / self.scale
+
+    @property
+    def t_fit(self) -> np.ndarray:
+        return self.t[: self.n_fit]
+
+    @property
+    def z_fit(self) -> np.ndarray:
+        return self.z_tr[: self.n_fit]
 
 
 def _check_settings(*, hidden, form, activation, solver, dt, adjoint, iterations, restarts,
@@ -104,8 +121,9 @@ def _check_settings(*, hidden, form, activation, solver, dt, adjoint, iterations
 
 
 def _split_series(t, y, univariate, *, channels: Sequence[str] | None, val_fraction,
-                  train_until) -> _Series:
-    """Name the channels, split off the held-out end and standardise the training part."""
+                  train_until, select_fraction=0.0) -> _Series:
+    """Name the channels, split off the held-out end, then the selection part at the end
+    of the training part, and standardise the fitted part."""
     p = y.shape[1]
     if channels is None:
         channels = tuple(f"y{c}" for c in range(p)) if p > 1 else ("y",)
@@ -128,7 +146,18 @@ def _split_series(t, y, univariate, *, channels: Sequence[str] | None, val_fract
     if n_train < MIN_TRAIN_SAMPLES:
         _fail(f"the training part (ts <= {t_split:g}) has {n_train} samples; at least "
               f"{MIN_TRAIN_SAMPLES} are needed. Lower `val_fraction` or raise `train_until`.")
-    y_tr = y[:n_train]
+    select_fraction = _check_float("select_fraction", select_fraction, 0.0, 0.5)
+    n_fit = n_train
+    if select_fraction > 0:
+        t_sel = t[0] + (1 - select_fraction) * (t[n_train - 1] - t[0])
+        n_fit = int(np.searchsorted(t, t_sel, side="right"))
+        if n_fit < MIN_TRAIN_SAMPLES or n_train - n_fit < MIN_SELECT_SAMPLES:
+            _fail(f"`select_fraction` = {select_fraction:g} splits the {n_train} training "
+                  f"samples into {n_fit} to fit and {n_train - n_fit} to choose the forecaster "
+                  f"on; at least {MIN_TRAIN_SAMPLES} and {MIN_SELECT_SAMPLES} are needed. Pass "
+                  "select_fraction=0 (no selection: the network is the forecast) or record "
+                  "more samples.")
+    y_tr = y[:n_fit]
     mean = y_tr.mean(axis=0)
     scale = y_tr.std(axis=0)
     # relative to the level only: a small signal around 0 is still a signal
@@ -138,4 +167,5 @@ def _split_series(t, y, univariate, *, channels: Sequence[str] | None, val_fract
         _fail(f"`ys` channel {c} ({channels[c]!r}) is constant over the training part; there "
               "is no oscillation to fit. Drop that channel.")
     return _Series(t=t, y=y, univariate=univariate, channels=channels,
-                   val_fraction=val_fraction, n_train=n_train, mean=mean, scale=scale)
+                   val_fraction=val_fraction, n_train=n_train, n_fit=n_fit,
+                   select_fraction=select_fraction, mean=mean, scale=scale)

@@ -36,7 +36,9 @@ def loss_figure(result: FitResult, path=None):
 
 
 def fit_figure(result: FitResult, ts, ys, path=None):
-    """Data, the fit on the training part and the forecast after it; returns the Figure."""
+    """Data, the fit on the training part and the network's forecast after it, the chosen
+    forecast when a baseline won the selection part, and where that part starts; returns
+    the Figure."""
     from matplotlib.figure import Figure
 
     t, y, _ = _check_series(ts, ys, min_samples=1)
@@ -47,11 +49,23 @@ def fit_figure(result: FitResult, ts, ys, path=None):
     fig = Figure(figsize=(8, 2.2 * p + 0.6), layout="constrained")
     axes = [fig.add_subplot(p, 1, c + 1) for c in range(p)]
     tr = dense <= result.train_until
+    future = t[t > result.train_until]
+    other = None
+    if result.forecaster != "network" and future.size:
+        other = result.forecast(future)
+        other = other[:, None] if other.ndim == 1 else other
+    sel = (result.metrics.get("selection") or {}).get("from")
     for c, ax in enumerate(axes):
         ax.plot(t, y[:, c], ".", ms=2.5, color="0.4", label="data")
         ax.plot(dense[tr], yh[tr, c], color="C0", lw=1.2, label="fit")
-        ax.plot(dense[~tr], yh[~tr, c], color="C3", lw=1.2, label="forecast")
-        ax.axvline(result.train_until, color="k", ls="--", lw=0.8)
+        ax.plot(dense[~tr], yh[~tr, c], color="C3", lw=1.2,
+                label="forecast" if other is None else "network")
+        if other is not None:
+            ax.plot(future, other[:, c], color="C2", lw=1.2,
+                    label=f"forecast ({result.forecaster})")
+        if sel is not None:
+            ax.axvline(sel, color="k", ls=":", lw=0.8)  # selection part: from here ...
+        ax.axvline(result.train_until, color="k", ls="--", lw=0.8)  # ... to here
         ax.set_ylabel(result.channels[c] if c < len(result.channels) else f"y{c}")
     axes[0].legend(fontsize=7, loc="upper right")
     axes[-1].set_xlabel("t")

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._solver import FIXED_SOLVERS
+from ._baselines import baseline_predict
 from ._checks import _fail
 from ._model import SkewGenerator
 from ._plot import fit_figure, loss_figure
@@ -59,16 +60,25 @@ class FitResult:
     - `channels`: names of the output channels.
     - `train_until`: last training time; samples after it were held out.
     - `history`: `(iterations, restarts)` training loss of every restart.
-    - `restart_scores`: `(restarts,)` final time-domain training loss, used to pick
-      `best_restart`.
+    - `restart_scores`: `(restarts,)` each restart's best MSE on the selection part
+      (standardised units; each restart keeps the parameters of that step, for the one
+      kept `options["stopped_at"]`), or without a selection part its final training MSE.
+      `best_restart` is the lowest of the latter; with a selection part it is restart 0
+      (the unperturbed start) unless another beats it there significantly.
     - `init_frequencies`: the angular frequencies `A` started from (from the FFT peaks).
     - `metrics`: RMS errors on the training part and on the held-out forecast, absolute,
       relative to the standard deviation (`nrmse`) and to the amplitude (`rel_amp`);
       `baselines`: the training mean's, harmonic regression's and AR(p)'s forecast RMSE
       on the same held-out part (`{"mean": {"rmse", ...}, "harmonic": {"rmse",
-      "periods", ...}, "ar": {"rmse", "p", ...}}`), `best_forecaster` (`"network"`,
-      `"mean"`, `"harmonic"` or `"ar"`) and a one-line `verdict`; `frequencies`,
-      `periods`, `measured_frequencies`, `measured_periods`.
+      "periods", ...}, "ar": {"rmse", "p", ...}}`); `selection`: the network and the
+      baselines, each fitted to the training part less its last `select_fraction`, scored
+      on that last part (`{"samples", "from", "until", "network_rmse", "baselines",
+      "chosen"}`, None with `select_fraction=0`); `forecaster`, the one chosen there
+      (`"network"`, `"mean"`, `"harmonic"` or `"ar"`: what `forecast` returns) and its
+      held-out `forecast_rmse`; `best_forecaster`, the lowest held-out RMSE in hindsight,
+      and a one-line `verdict` that says all of it; `frequencies`, `periods`,
+      `measured_frequencies`, `measured_periods`. `train_*` scores are over the
+      `fit_samples` the network was fitted to.
     - `options`: the settings `fit` was called with.
     - `step_traces`: how often the training step was traced (1: it compiled once).
     """
@@ -134,6 +144,33 @@ class FitResult:
         ```
         """
         y = self._eval(self._check_times(ts), readout=True)
+        return y[:, 0] if self.univariate else y
+
+    @property
+    def forecaster(self) -> str:
+        """The forecaster chosen on the selection part: `"network"`, `"mean"`,
+        `"harmonic"` or `"ar"` (see `metrics["selection"]`)."""
+        return self.metrics.get("forecaster", "network")
+
+    def forecast(self, ts) -> np.ndarray:
+        """The chosen forecaster's values at times `ts` after the training part, shaped as
+        `predict`'s: the network's `predict` when it won on the selection part, else the
+        baseline that did (refitted to the whole training part), so the forecast is never
+        worse there than the standard ones. An AR forecast needs `ts` on the sample grid.
+
+        ```python
+        y_next = result.forecast(t_future)   # result.forecaster says which model it is
+        ```
+        """
+        t = self._check_times(ts)
+        name = self.forecaster
+        if name == "network":
+            return self.predict(t)
+        if t.min() <= self.train_until:
+            _fail(f"`ts` must lie after the training part (train_until = {self.train_until!r}) "
+                  f"for the {name} forecast; got min(ts) = {t.min()!r}. Use `predict` for the "
+                  "network inside the training window.")
+        y = baseline_predict(name, self.metrics["baselines"][name], t)
         return y[:, 0] if self.univariate else y
 
     def _eval(self, t, *, readout):

@@ -116,7 +116,7 @@ def _loadavg():
 
 def main(argv=None) -> int:
     # listed here: importing _workloads loads numpy
-    names = "e2e-atlas,e2e-sweep,W2,W512,atlas,grad,longrun,orbits"
+    names = "e2e-atlas,e2e-sweep,W2,W512,atlas,grad,longrun,orbits,forecast"
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="oscillax and its peers (diffrax, numpy, torchdiffeq, scipy) on the same "

@@ -395,8 +395,10 @@ class LongRun(Workload):
 
 
 from ._e2e import AtlasCommand, SweepScript  # noqa: E402  (the end-to-end rows come first)
+from ._forecast import Forecast  # noqa: E402
 from ._orbits import Orbits  # noqa: E402
 
 WORKLOADS: dict[str, type] = {
-    w.name: w for w in (AtlasCommand, SweepScript, W2, W512, Atlas, Grad, LongRun, Orbits)
+    w.name: w for w in (AtlasCommand, SweepScript, W2, W512, Atlas, Grad, LongRun, Orbits,
+                      Forecast)
 }

@@ -30,6 +30,10 @@ def fit(
         "--restarts", help="Restarts trained together.")] = 4,
     val_fraction: Annotated[float, typer.Option(
         "--val-fraction", help="Fraction of the time span held out for the forecast.")] = 0.2,
+    select_fraction: Annotated[float, typer.Option(
+        "--select-fraction",
+        help="End of the training part that chooses the forecast (network or a baseline) "
+        "and when training stops; 0: the network, trained on all of it.")] = 0.2,
     form: Annotated[str, typer.Option(
         "--form", help="post (A tanh(x)) or pre (tanh(A x)).")] = "post",
     activation: Annotated[str, typer.Option("--activation", help="Activation name.")] = "tanh",
@@ -71,8 +75,8 @@ def fit(
         result, out_dir, rep = fit_csv(
             data, out=out, time_col=time_col, value_cols=cols, overwrite=overwrite,
             progress=report, hidden=hidden, iterations=iterations, restarts=restarts,
-            val_fraction=val_fraction, form=form, activation=activation, solver=solver,
-            seed=seed,
+            val_fraction=val_fraction, select_fraction=select_fraction, form=form,
+            activation=activation, solver=solver, seed=seed,
         )
     except (ValueError, OSError) as e:
         progress.stop()
@@ -88,10 +92,30 @@ def fit(
     console.print(f"frequencies (rad/time) from A: {fmt(result.frequencies)}", highlight=False)
     console.print(f"measured in the generated signal: {fmt(m['measured_frequencies'])}",
                   highlight=False)
+    names = {"network": "the network", "mean": "the training mean",
+             "harmonic": "harmonic regression"}
+
+    def name(k, base):
+        return f"AR({base['ar']['p']})" if k == "ar" else names.get(k, k)
+
+    def scores(net, base):
+        row = {"network": net, **{k: v["rmse"] for k, v in base.items()}}
+        return ", ".join(f"{name(k, base)} {v:.4g}" for k, v in row.items() if v is not None)
+
+    sel = m.get("selection")
+    if sel is not None:
+        console.print(f"selection ({sel['samples']} samples at the end of the training part, "
+                      f"not fitted) RMSE: {scores(sel['network_rmse'], sel['baselines'])}",
+                      highlight=False)
     if "val_rmse" in m:
         console.print(
-            f"forecast ({m['val_samples']} held-out samples): RMSE {m['val_rmse']:.4g}, "
-            f"{100 * m['val_rel_amp']:.2f} % of the amplitude; training RMSE "
-            f"{m['train_rmse']:.4g}", highlight=False)
+            f"held out ({m['val_samples']} samples) RMSE: {scores(m['val_rmse'], m['baselines'])}"
+            f"; the network's is {100 * m['val_rel_amp']:.2f} % of the amplitude, training "
+            f"RMSE {m['train_rmse']:.4g}", highlight=False)
+    line = f"forecast: {name(m['forecaster'], m['baselines'])}"
+    if m.get("forecast_rmse") is not None:
+        line += f", held-out RMSE {m['forecast_rmse']:.4g}"
+    console.print(line, highlight=False)
+    console.print(m["verdict"], highlight=False)
     console.print(f"wrote {escape(str(out_dir))}/ ({escape(', '.join(rep['files']))}) in "
                   f"{rep['wall_time_s']:.1f} s", highlight=False)

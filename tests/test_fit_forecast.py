@@ -1,0 +1,186 @@
+"""`ox.fit`'s forecast: early stopping and the choice between the network and the baselines
+on the selection part (the end of the training part), reported honestly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import oscillax as ox
+from oscillax._fit._scores import SIGNIFICANCE_Z, _newey_west_se
+from oscillax.cli import app
+
+
+def rms(x):
+    return float(np.sqrt(np.mean(np.square(x))))
+
+
+def noisy_two_tone(n=300, noise=0.6, seed=0):
+    """A noisy sine plus a slow drift-like tone, sampled regularly: harmonic regression at
+    the two spectral peaks is close to the best forecast there is."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) * 0.25
+    clean = 2.0 * np.sin(1.3 * t + 0.4) + 1.0 * np.sin(0.11 * t + 1.0)
+    return t, clean + noise * rng.standard_normal(n), clean
+
+
+@pytest.fixture(scope="module")
+def two_tone_fit():
+    t, y, _ = noisy_two_tone()
+    return t, y, ox.fit(t, y, hidden=4, iterations=100, restarts=2)
+
+
+def test_forecast_no_worse_than_mean_or_harmonic(two_tone_fit):
+    t, y, res = two_tone_fit
+    m = res.metrics
+    b = m["baselines"]
+    assert m["forecaster"] in {"network", "mean", "harmonic", "ar"}
+    assert m["forecast_rmse"] <= min(b["mean"]["rmse"], b["harmonic"]["rmse"])
+    # `forecast` is the chosen model: its values give the reported held-out RMSE.
+    n_train = m["train_samples"]
+    assert rms(res.forecast(t[n_train:]) - y[n_train:]) == pytest.approx(m["forecast_rmse"],
+                                                                         rel=1e-9)
+    assert res.forecaster == m["forecaster"]
+
+
+def test_selection_part_is_held_out_of_training(two_tone_fit):
+    """The network is fitted to the first 80 % of the training part and the restart kept is
+    the one, at the step, with the lowest MSE on the rest: the reported selection RMSE is
+    that MSE in the data's units."""
+    t, y, res = two_tone_fit
+    m, o = res.metrics, res.options
+    n_fit, n_train = m["fit_samples"], m["train_samples"]
+    span = t[n_train - 1] - t[0]
+    assert n_fit == np.searchsorted(t, t[0] + 0.8 * span, side="right") < n_train
+    sel = m["selection"]
+    assert sel["samples"] == n_train - n_fit and sel["from"] == t[n_fit]
+    assert rms(res.predict(t[n_fit:n_train]) - y[n_fit:n_train]) == pytest.approx(
+        sel["network_rmse"], rel=1e-9)
+    scale = y[:n_fit].std()
+    assert sel["network_rmse"] == pytest.approx(
+        np.sqrt(res.restart_scores[res.best_restart]) * scale, rel=1e-4)
+    assert 0 <= o["stopped_at"] < o["iterations"]
+    assert res.best_restart == 0 or res.restart_scores[res.best_restart] < res.restart_scores[0]
+    # the baselines compared there were fitted to the same first part
+    fc = sel["baselines"]["mean"]["value"][0]
+    assert fc == pytest.approx(y[:n_fit].mean(), rel=1e-12)
+
+
+def test_network_must_beat_the_baselines_significantly():
+    """White noise around a level with a weak tone: the network may fit the training part
+    better, but it does not beat the training mean significantly where it was not fitted,
+    so the mean (or another simple baseline) is the forecast, and the verdict says so."""
+    rng = np.random.default_rng(5)
+    t = np.arange(200.0)
+    y = 3.0 + 0.2 * np.sin(0.7 * t) + rng.standard_normal(200)
+    res = ox.fit(t, y, hidden=4, iterations=60, restarts=2)
+    m = res.metrics
+    assert m["forecaster"] != "network"
+    sel = m["selection"]
+    margins = sel["margins"][m["forecaster"]]
+    assert margins["excess_mse"] <= SIGNIFICANCE_Z * margins["se"]
+    assert "The forecast is " in m["verdict"] and "forecasts best over" in m["verdict"]
+    if sel["lowest"] == "network":
+        assert "not significantly" in m["verdict"]
+    else:
+        assert "the network did not beat the baselines there" in m["verdict"]
+    b = m["baselines"]
+    assert m["forecast_rmse"] == b[m["forecaster"]]["rmse"]
+
+
+def test_no_selection_part_keeps_the_network():
+    t, y, _ = noisy_two_tone(100)
+    res = ox.fit(t, y, hidden=2, iterations=5, restarts=1, select_fraction=0.0)
+    m = res.metrics
+    assert m["selection"] is None and m["forecaster"] == "network"
+    assert m["fit_samples"] == m["train_samples"]
+    assert res.options["stopped_at"] is None
+    assert m["forecast_rmse"] == m["val_rmse"]
+    assert "no selection part" in m["verdict"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"select_fraction": 0.7}, r"`select_fraction` must be a finite number in \[0.0, 0.5\]"),
+    ({"select_fraction": 0.01}, r"`select_fraction` = 0.01 splits the \d+ training samples"),
+])
+def test_bad_select_fraction(kwargs, match):
+    t, y, _ = noisy_two_tone(100)
+    with pytest.raises(ValueError, match=match):
+        ox.fit(t, y, **kwargs)
+
+
+def test_newey_west_matches_statsmodels():
+    """The HAC standard error of a mean: Bartlett kernel, Newey-West's lag rule."""
+    sm = pytest.importorskip("statsmodels.api")
+    from statsmodels.stats.sandwich_covariance import cov_hac
+
+    rng = np.random.default_rng(0)
+    e = rng.standard_normal(500)
+    d = np.convolve(e, [1.0, 0.8, 0.5], mode="same") + 0.3  # autocorrelated
+    lag = int(4 * (500 / 100) ** (2 / 9))
+    ols = sm.OLS(d, np.ones((500, 1))).fit()
+    ref = float(np.sqrt(cov_hac(ols, nlags=lag, use_correction=False)[0, 0]))
+    assert _newey_west_se(d) == pytest.approx(ref, rel=1e-10)
+
+
+def test_forecast_checks_times(two_tone_fit):
+    t, _, res = two_tone_fit
+    assert res.forecaster == "harmonic"  # measured: it leads on the selection part
+    with pytest.raises(ValueError, match="`ts` must lie after the training part"):
+        res.forecast(t[:5])
+
+
+def test_ar_forecast_on_the_sample_grid():
+    """A forecast by AR needs the sample grid: it continues the recurrence exactly."""
+    from oscillax._fit._baselines import baseline_predict, baselines
+
+    t = np.arange(200.0)
+    y = np.sin(0.3 * t)[:, None]
+    spec = baselines(t, y, 150)["ar"]
+    got = baseline_predict("ar", spec, t[150:])
+    np.testing.assert_allclose(got[:, 0], y[150:, 0], atol=1e-8)
+    np.testing.assert_allclose(baseline_predict("ar", spec, t[[160, 151]]), got[[10, 1]])
+    with pytest.raises(ValueError, match="continue the sample grid"):
+        baseline_predict("ar", spec, np.array([150.5]))
+
+
+def test_cli_names_the_forecast(tmp_path):
+    import pandas as pd
+
+    t, y, _ = noisy_two_tone(160)
+    csv = tmp_path / "osc.csv"
+    pd.DataFrame({"t": t, "a": y}).to_csv(csv, index=False)
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, ["fit", str(csv), "--hidden", "2", "--iterations", "10",
+                                   "--restarts", "1", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    m = report["metrics"]
+    names = {"network": "the network", "mean": "the training mean",
+             "harmonic": "harmonic regression", "ar": f"AR({m['baselines']['ar']['p']})"}
+    text = " ".join(res.output.split())
+    assert f"forecast: {names[m['forecaster']]}, held-out RMSE {m['forecast_rmse']:.4g}" in text
+    assert "selection (" in text and "held out (" in text
+    for k in ("mean", "harmonic", "ar"):  # every baseline's score is shown, not hidden
+        assert f"{names[k]} {m['baselines'][k]['rmse']:.4g}" in text
+    loaded = ox.load_fit(out)
+    assert loaded.forecaster == m["forecaster"]
+    np.testing.assert_allclose(loaded.forecast(t[-10:]), ox.load_fit(out).forecast(t[-10:]))
+
+
+@pytest.mark.slow
+def test_sunspots_forecast_beats_mean_and_harmonic():
+    """Yearly sunspot numbers, the last 20 % held out: the chosen forecast is no worse
+    than the training mean and harmonic regression there."""
+    pytest.importorskip("statsmodels")
+    from oscillax.bench._forecast import sunspots
+
+    t, y = sunspots()
+    res = ox.fit(t, y)
+    m = res.metrics
+    b = m["baselines"]
+    assert m["forecast_rmse"] <= min(b["mean"]["rmse"], b["harmonic"]["rmse"])
+    assert m["verdict"].startswith("The forecast is ")

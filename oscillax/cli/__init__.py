@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from . import _atlas, _bench, _devices, _fit, _orbits, _show, _simulate
+from . import _atlas, _bench, _devices, _fit, _lyapunov, _orbits, _show, _simulate
 from ._errors import OneLineErrors, print_error
 
 app = typer.Typer(
@@ -46,6 +46,7 @@ app.command("atlas", epilog=_atlas.EPILOG)(_atlas.atlas)
 app.command("show", epilog=_show.EPILOG)(_show.show)
 app.command("simulate", epilog=_simulate.EPILOG)(_simulate.simulate)
 app.command("orbits", epilog=_orbits.EPILOG)(_orbits.orbits)
+app.command("lyapunov", epilog=_lyapunov.EPILOG)(_lyapunov.lyapunov)
 app.command("fit", epilog=_fit.EPILOG)(_fit.fit)
 app.command("bench", epilog=_bench.EPILOG)(_bench.bench)
 app.command("devices", epilog=_devices.EPILOG)(_devices.devices)

@@ -39,7 +39,9 @@ except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source che
     __version__ = "0+unknown"
 
 # fitting, sweeps and theory
+from ._classify import GROWTH_LAW_NAMES as GROWTH_LAW_NAMES
 from ._classify import STATUS_NAMES as STATUS_NAMES
+from ._classify import GrowthLaw as GrowthLaw
 from ._classify import Thresholds as Thresholds
 from ._classify import TrajectoryClass as TrajectoryClass
 from ._fit import FitResult as FitResult

@@ -62,7 +62,8 @@ def exceeds(X, inv_thr, axis=0):
 def advance(field, solver, X, k0, h, length, args=None, *, observe=None, obs=None):
     """`length` solver steps from step index `k0` with no test inside.
 
-    **Arguments:** `X` `(n, B)`; `h` a scalar step or `(1, B)` per member; `length` a static
+    **Arguments:** `X` `(n, B)` (or any pytree `solver.step` advances, e.g. a state with
+    its tangent); `h` a scalar step or `(1, B)` per member; `length` a static
     int (lowers to a scan, reverse-differentiable) or a traced one; `observe(obs, X)` folds
     each new state into `obs` (e.g. bits of a word).
 
@@ -71,7 +72,8 @@ def advance(field, solver, X, k0, h, length, args=None, *, observe=None, obs=Non
 
     def step(j, s):
         X, o = s
-        Xn = solver.step(field, (k0 + j).astype(X.dtype) * h, X, h, args)
+        t = (k0 + j).astype(jax.tree.leaves(X)[0].dtype) * h
+        Xn = solver.step(field, t, X, h, args)
         return Xn, (o if observe is None else observe(o, Xn))
 
     if isinstance(length, int) and length == 1:  # no loop for a single static step

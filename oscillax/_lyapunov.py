@@ -251,8 +251,13 @@ def _push_tangents(step, X, V):
 
 
 def _fixed_tangent_step(field, solver, args):
+    """The solver's own `step_and_tangent` (a JVP for explicit methods; implicit midpoint
+    differentiates its converged equation, not its Newton iterations), batched over the k
+    tangent vectors with the step itself evaluated once."""
+
     def advance(t, X, V, h):
-        return _push_tangents(lambda Y: solver.step(field, t, Y, h, args), X, V)
+        return jax.vmap(lambda v: solver.step_and_tangent(field, t, X, v, h, args),
+                        in_axes=0, out_axes=(None, 0))(V)
 
     return advance
 
@@ -413,8 +418,11 @@ def _vmap_run(call, stat, static, size, in_batched, dyn, X0, V0, h):
         and sys_b.A
         and not any(jax.tree.leaves(eqx.tree_at(lambda f: f.A, sys_b, False)))
     )
+    # an adaptive solve is vmapped over members with the field closed over, so a field
+    # whose A is per member (n, n, B) cannot be folded in: vmap it as usual
+    adaptive = isinstance(static["solver"], str)
     native = (not h_b and not any(jax.tree.leaves(args_b))
-              and (not sys_batched or only_A))
+              and (not sys_batched or (only_A and not adaptive)))
     if not native:
         axes = jax.tree.map(lambda b: 0 if b else None, in_batched)
         return jax.vmap(call, in_axes=axes)(dyn, X0, V0, h)

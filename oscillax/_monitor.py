@@ -23,8 +23,9 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from ._classify import GrowthSums
+from ._classify import GrowthSums, QuarterMax, WindowSums
 from ._engine import ENGINE_COMPILER_OPTIONS, advance
 from ._field import AbstractSkewField, sqnorm
 from ._solver import AbstractFixedSolver
@@ -51,6 +52,13 @@ class MonitorOutput(NamedTuple):
     speed0: jax.Array
     speed_final: jax.Array
     sums: GrowthSums
+    windows: WindowSums
+    quarters: QuarterMax
+    dyadic: jax.Array
+    """`(J, B)`: log(E/E0) at the member's samples number 1, 2, 4, ..., 2^(J-1) (NaN where
+    not reached while below the threshold): the doublings a frozen member still has."""
+    map_lyapunov: jax.Array
+    """The largest Lyapunov exponent of the solver map per unit time (NaN unless asked)."""
 
 
 class _Blocks(NamedTuple):
@@ -62,16 +70,22 @@ class _Blocks(NamedTuple):
     X: jax.Array  # (n, B)
     S: jax.Array  # (6, B) int32: ALIVE, DIV, PREV, NUP, KFIRST, KLAST
     replay: jax.Array  # (B,) members that single steps advance
-    max_nrm2: jax.Array  # (B,)
+    max_nrm2: jax.Array  # (B,) max of the scaled |x s|^2 at block ends
+    quarters: QuarterMax  # the same per quarter of the run
+    V: jax.Array | None  # (n, B) unit tangent vector (with `lyapunov`), else None
+    lyap: jax.Array | None  # (B,) sum of the log growth of V over the accepted blocks
+    lyap_steps: jax.Array | None  # (B,) int32: the steps those blocks span
 
 
 class _Samples(NamedTuple):
-    """The outer loop's monitor carry: the next sample point, the max drift and the
-    growth-rate regression sums."""
+    """The outer loop's monitor carry: the next sample point, the max drift, the
+    growth-rate regression sums and the growth-law window sums."""
 
     next_sample: jax.Array
     max_drift: jax.Array
     sums: GrowthSums
+    windows: WindowSums
+    dyadic: jax.Array  # (J, B)
 
 
 def _sign_bit(x):
@@ -96,7 +110,34 @@ def _growth_measure(field, X, nrm2, use_inv):
 ALIVE, DIV, PREV, NUP, KFIRST, KLAST = range(6)
 
 
-def _block(c: _Blocks, *, field, solver, h_row, steps, thr2, K) -> _Blocks:
+class _WithTangent(eqx.Module):
+    """A solver step on the pair (x, v) of `(n, B)` arrays: x by the solver, v by its
+    derivative (`step_and_tangent`), so that v follows the linearised solver map."""
+
+    solver: AbstractFixedSolver
+
+    def step(self, field, t, XV, h, args=None):
+        return self.solver.step_and_tangent(field, t, XV[0], XV[1], h, args)
+
+
+def _quarters(q: QuarterMax, nrm2, at, end, steps) -> QuarterMax:
+    """Fold the scaled |x|^2 of the members `at` a block end `end` into the maxima of the
+    quarter of their run that `end` falls in (quarters of each member's own step count;
+    comparisons, not products, so large step counts do not overflow)."""
+    q4 = at & (end > steps - steps // 4)
+    q3 = at & (end > steps // 2) & ~q4
+    q1 = at & (end <= steps // 4)
+    one = jnp.ones_like(q.n3)
+    return QuarterMax(
+        q1=jnp.where(q1, jnp.maximum(q.q1, nrm2), q.q1),
+        q3=jnp.where(q3, jnp.maximum(q.q3, nrm2), q.q3),
+        q4=jnp.where(q4, jnp.maximum(q.q4, nrm2), q.q4),
+        n3=q.n3 + jnp.where(q3, one, 0 * one),
+        n4=q.n4 + jnp.where(q4, one, 0 * one),
+    )
+
+
+def _block(c: _Blocks, *, field, solver, h_row, steps, scale, thr2s, K) -> _Blocks:
     """L steps from k0 with no test inside (`_engine.advance`), then one test.
 
     L runs to the next multiple of K or the next sample point, whichever is first, so no
@@ -111,11 +152,21 @@ def _block(c: _Blocks, *, field, solver, h_row, steps, thr2, K) -> _Blocks:
     B = S.shape[1]
     single = k0 < c.replay_to
     L = jnp.where(single, 1, jnp.minimum(K - k0 % K, c.stop - k0))
-    X, neg = advance(field, solver, c.X, k0, h_row, L,
-                     observe=lambda o, X: (o << 1) | _sign_bit(X[0]),
-                     obs=jnp.zeros((B,), jnp.uint32))
-    nrm2 = sqnorm(X)
-    bad = ~(nrm2 <= thr2)
+    tangent = c.V is not None
+    if tangent:  # (x, v) stepped together; v renormalised once per block
+        (X, V), neg = advance(field, _WithTangent(solver), (c.X, c.V), k0, h_row, L,
+                              observe=lambda o, XV: (o << 1) | _sign_bit(XV[0][0]),
+                              obs=jnp.zeros((B,), jnp.uint32))
+        vn = _norm(V)
+        V = V / jnp.where(vn > 0, vn, jnp.ones_like(vn))[None, :]
+    else:
+        X, neg = advance(field, solver, c.X, k0, h_row, L,
+                         observe=lambda o, X: (o << 1) | _sign_bit(X[0]),
+                         obs=jnp.zeros((B,), jnp.uint32))
+    # |x s|^2 with s ~ 1/max(|x0|, 1) per member: scaled before squaring, so that large
+    # states (or starts) do not overflow in float32; NaN compares False, so it is bad.
+    nrm2 = sqnorm(X * scale[None, :])
+    bad = ~(nrm2 <= thr2s)
     run = (S[ALIVE] == 1) & (steps > k0) & (c.replay | ~single)  # advanced members
     ok = run & ~bad
     newly = run & bad & single  # frozen here, at its previous state
@@ -149,26 +200,44 @@ def _block(c: _Blocks, *, field, solver, h_row, steps, thr2, K) -> _Blocks:
         replay=jnp.where(trouble, redo, c.replay),
         # (a frozen member's last state is its final one, counted after the loop)
         max_nrm2=jnp.where(ok & boundary, jnp.maximum(c.max_nrm2, nrm2), c.max_nrm2),
+        quarters=_quarters(c.quarters, nrm2, ok & boundary, end, steps),
+        V=jnp.where(ok[None, :], V, c.V) if tangent else None,
+        lyap=jnp.where(ok, c.lyap + jnp.log(vn), c.lyap) if tangent else None,
+        lyap_steps=jnp.where(ok, c.lyap_steps + L, c.lyap_steps) if tangent else None,
     )
 
 
-def _sample(c: _Blocks, m: _Samples, *, field, h, E0, nrm2_0, use_inv, half, next_sample):
-    """Evaluate the invariant and update the growth-rate sums of the members whose sample
-    point is the current step `c.k0`."""
+def _sample(c: _Blocks, m: _Samples, *, field, h, E0, nrm2_0, use_inv, steps,
+            next_sample, scale, period):
+    """Evaluate the invariant and update the growth-rate sums and the growth-law windows
+    of the members whose sample point is the current step `c.k0`."""
     X, k = c.X, c.k0
     dtype = X.dtype
     sampled = m.next_sample == k
-    nrm2 = sqnorm(X)
+    nrm2 = sqnorm(X * scale[None, :])
     E = _growth_measure(field, X, nrm2, use_inv)
     g = jnp.log(jnp.maximum(E / E0, jnp.finfo(dtype).tiny))
     t = k.astype(dtype) * h
     drift_norm = jnp.abs(jnp.sqrt(nrm2 / nrm2_0) - 1)
     drift = (drift_norm if use_inv is False
              else jnp.where(use_inv, jnp.abs(E - E0) / jnp.abs(E0), drift_norm))
+    half = steps // 2
     w1 = (sampled & (k <= half)).astype(dtype)
     w2 = (sampled & (k > half)).astype(dtype)
     nxt = jnp.where(sampled, next_sample(k), m.next_sample)
     s = m.sums
+    # growth-law windows (T/8, T/4], (T/4, T/2], (T/2, T]: samples while alive only
+    live = sampled & (c.S[ALIVE] == 1)
+    d = jnp.expm1(jnp.minimum(g, 80.0))  # E/E0 - 1
+    v1 = (live & (k > steps // 8) & (k <= steps // 4)).astype(dtype)
+    v2 = (live & (k > steps // 4) & (k <= half)).astype(dtype)
+    v3 = (live & (k > half)).astype(dtype)
+    w = m.windows
+    # sample number i = k / period (the last one, at `steps`, may be off the grid: skipped)
+    i = k // period
+    dyad = live & (k % period == 0) & (i > 0) & ((i & (i - 1)) == 0)
+    j = 31 - jax.lax.clz(jnp.maximum(i, 1))  # log2(i)
+    rows = jnp.arange(m.dyadic.shape[0], dtype=jnp.int32)[:, None] == j[None, :]
     m = _Samples(
         next_sample=nxt,
         max_drift=jnp.where(sampled, jnp.maximum(m.max_drift, drift), m.max_drift),
@@ -177,8 +246,21 @@ def _sample(c: _Blocks, m: _Samples, *, field, h, E0, nrm2_0, use_inv, half, nex
             tta=s.tta + w1 * t * t, tga=s.tga + w1 * t * g,
             nb=s.nb + w2, tb=s.tb + w2 * t, gb=s.gb + w2 * g,
             ttb=s.ttb + w2 * t * t, tgb=s.tgb + w2 * t * g),
+        windows=WindowSums(
+            n1=w.n1 + v1, g1=w.g1 + v1 * g, d1=w.d1 + v1 * d,
+            n2=w.n2 + v2, g2=w.g2 + v2 * g, d2=w.d2 + v2 * d,
+            n3=w.n3 + v3, g3=w.g3 + v3 * g, d3=w.d3 + v3 * d),
+        dyadic=jnp.where(rows & dyad[None, :], g[None, :], m.dyadic),
     )
     return c._replace(stop=jnp.min(nxt)), m
+
+
+def _norm(Y):
+    """|y| per member of `Y` `(n, B)`, scaled by its largest entry before squaring (no
+    overflow for large entries, no underflow for small ones)."""
+    m = jnp.max(jnp.abs(Y), axis=0)
+    m = jnp.where((m > 0) & jnp.isfinite(m), m, jnp.ones_like(m))
+    return m * jnp.sqrt(sqnorm(Y / m[None, :]))
 
 
 def _integrate_monitored(
@@ -187,11 +269,12 @@ def _integrate_monitored(
     X0,
     h,
     steps,
-    thr2,
+    thr,
     *,
     check_every: int = 32,
     samples: int = 64,
     use_invariant=None,
+    lyapunov: bool = False,
 ) -> MonitorOutput:
     """Integrate a batch and return its per-trajectory reductions (`MonitorOutput`).
 
@@ -199,7 +282,8 @@ def _integrate_monitored(
     - `field`: its `A` is `(n, n)` (shared) or `(n, n, B)` (one matrix per trajectory).
     - `solver`: a fixed-step solver.
     - `X0`: `(n, B)` initial states; `h`: `(B,)` step sizes; `steps`: `(B,)` step counts.
-    - `thr2`: `(B,)` squared divergence thresholds on $\\|x\\|^2$.
+    - `thr`: `(B,)` divergence thresholds on $\\|x\\|$ (compared after scaling by
+      1 / max(max_i |x0_i|, 1), so that nothing overflows in float32).
     - `check_every`: block length (1 to 32): steps between divergence tests (a block in
       which a member diverged is replayed with a test every step).
     - `samples`: at least how many times per trajectory the invariant is evaluated and the
@@ -209,6 +293,10 @@ def _integrate_monitored(
       batch it is run in.
     - `use_invariant`: measure growth on the invariant (else on |x|^2): a bool, or one per
       member `(B,)`; default: when the activation is odd and the field has an invariant.
+    - `lyapunov`: also follow one tangent vector of the solver map (`jax.jvp` of each
+      step; it starts along (1, ..., 1)/sqrt(n) and is renormalised at every block end)
+      and return the map's largest Lyapunov exponent per unit time, `map_lyapunov`: the
+      summed log growth over the steps run below the threshold, divided by their time.
     """
     if not 1 <= check_every <= 32:
         raise ValueError(f"`check_every` must be between 1 and 32; got {check_every}.")
@@ -220,11 +308,16 @@ def _integrate_monitored(
     h = h.astype(dtype)
     use_inv = (bool(field.activation.odd and field.has_invariant()) if use_invariant is None
                else use_invariant)
-    nrm2_0 = jnp.sum(X0 * X0, axis=0)
+    # Norms are measured on x s with s = 1 / max(max_i |x0_i|, 1) per member (within a
+    # factor sqrt(n) of 1 / max(|x0|, 1)): squares of large states stay finite in float32.
+    scale = (1.0 / jnp.maximum(jnp.max(jnp.abs(X0), axis=0), 1.0)).astype(dtype)
+    scale = jnp.where(jnp.isfinite(scale), scale, jnp.ones_like(scale))
+    thr2s = jnp.square(jnp.asarray(thr, dtype) * scale)  # (thr s)^2
+    nrm2_0 = sqnorm(X0 * scale[None, :])
     E0 = _growth_measure(field, X0, nrm2_0, use_inv)
     E0 = jnp.where(jnp.abs(E0) > 0, E0, jnp.finfo(dtype).tiny)
     inv0 = field.invariant(X0.T) if field.has_invariant() else jnp.zeros((B,), dtype)
-    speed0 = jnp.sqrt(jnp.sum(field.rhs(X0) ** 2, axis=0))
+    speed0 = _norm(field.rhs(X0))
     zero = jnp.zeros((B,), dtype)
     izero = jnp.zeros((B,), jnp.int32)
 
@@ -247,22 +340,27 @@ def _integrate_monitored(
                     (_sign_bit(X0[0]) == 0).astype(jnp.int32), izero, izero, izero])
     c0 = _Blocks(k0=jnp.asarray(0, jnp.int32), replay_to=jnp.asarray(0, jnp.int32),
                  stop=jnp.min(first), X=X0, S=S0, replay=jnp.zeros((B,), bool),
-                 max_nrm2=nrm2_0)
-    m0 = _Samples(first, zero, GrowthSums(*([zero] * len(GrowthSums._fields))))
+                 max_nrm2=nrm2_0, quarters=QuarterMax(zero, zero, zero, izero, izero),
+                 V=jnp.full_like(X0, 1.0 / np.sqrt(X0.shape[0])) if lyapunov else None,
+                 lyap=zero if lyapunov else None, lyap_steps=izero if lyapunov else None)
+    m0 = _Samples(first, zero, GrowthSums(*([zero] * len(GrowthSums._fields))),
+                  WindowSums(*([zero] * len(WindowSums._fields))),
+                  jnp.full(((2 * samples).bit_length() + 1, B), jnp.nan, dtype))
     block = lambda c: _block(c, field=field, solver=solver, h_row=h[None, :], steps=steps,
-                             thr2=thr2, K=K)
+                             scale=scale, thr2s=thr2s, K=K)
 
     def between_samples(cm):
         """Blocks up to the next sample point of any member, then the sample."""
         c, m = cm
         c = jax.lax.while_loop(lambda c: c.k0 < c.stop, block, c)
         return _sample(c, m, field=field, h=h, E0=E0, nrm2_0=nrm2_0, use_inv=use_inv,
-                       half=steps // 2, next_sample=next_sample)
+                       steps=steps, next_sample=next_sample, scale=scale, period=period)
 
     c, m = jax.lax.while_loop(lambda cm: cm[0].k0 < jnp.max(steps), between_samples, (c0, m0))
     X, S = c.X, c.S
-    nrm2 = jnp.sum(X * X, axis=0)
+    nrm2 = sqnorm(X * scale[None, :])
     inv = field.invariant(X.T) if field.has_invariant() else jnp.full((B,), jnp.nan, dtype)
+    q = c.quarters
     return MonitorOutput(
         X=X,
         alive=S[ALIVE] == 1,
@@ -270,17 +368,24 @@ def _integrate_monitored(
         n_up=S[NUP],
         t_first=S[KFIRST].astype(dtype) * h,
         t_last=S[KLAST].astype(dtype) * h,
-        max_norm=jnp.sqrt(jnp.maximum(c.max_nrm2, nrm2)),  # and the final state
-        norm0=jnp.sqrt(nrm2_0),
-        norm_final=jnp.sqrt(nrm2),
+        max_norm=jnp.sqrt(jnp.maximum(c.max_nrm2, nrm2)) / scale,  # and the final state
+        norm0=_norm(X0),
+        norm_final=_norm(X),
         inv0=inv0,
         inv_final=inv,
         E0=E0,
         E_final=_growth_measure(field, X, nrm2, use_inv),
         max_drift=m.max_drift,
         speed0=speed0,
-        speed_final=jnp.sqrt(jnp.sum(field.rhs(X) ** 2, axis=0)),
+        speed_final=_norm(field.rhs(X)),
         sums=m.sums,
+        windows=m.windows,
+        dyadic=m.dyadic,
+        # the quarter maxima as norms (a member with no block end in a quarter has 0)
+        quarters=q._replace(q1=jnp.sqrt(q.q1) / scale, q3=jnp.sqrt(q.q3) / scale,
+                            q4=jnp.sqrt(q.q4) / scale),
+        map_lyapunov=(c.lyap / (c.lyap_steps.astype(dtype) * h) if lyapunov
+                      else jnp.full((B,), jnp.nan, dtype)),
     )
 
 
@@ -295,13 +400,14 @@ def integrate_monitored_sharded(
     X0,
     h,
     steps,
-    thr2,
+    thr,
     *,
     mesh,
     axis: str,
     check_every: int = 32,
     samples: int = 64,
     use_invariant=None,
+    lyapunov: bool = False,
 ) -> MonitorOutput:
     """`integrate_monitored` with the batch split over the devices of a 1-D `mesh`
     (`jax.shard_map`): each device integrates its own slice in its own loop, with no
@@ -315,14 +421,17 @@ def integrate_monitored_sharded(
     per_member_inv = use_invariant is not None and not isinstance(use_invariant, bool)
     b, bb = P(axis), P(None, axis)
 
-    def local(dyn, X0, h, steps, thr2, use_inv):
-        return _integrate_monitored(eqx.combine(dyn, static), solver, X0, h, steps, thr2,
+    def local(dyn, X0, h, steps, thr, use_inv):
+        return _integrate_monitored(eqx.combine(dyn, static), solver, X0, h, steps, thr,
                                     check_every=check_every, samples=samples,
-                                    use_invariant=use_inv if per_member_inv else use_invariant)
+                                    use_invariant=use_inv if per_member_inv else use_invariant,
+                                    lyapunov=lyapunov)
 
-    out_spec = MonitorOutput(*[bb if k == "X" else b for k in MonitorOutput._fields[:-1]],
-                             GrowthSums(*([b] * len(GrowthSums._fields))))
+    nested = {"sums": GrowthSums, "windows": WindowSums, "quarters": QuarterMax}
+    spec = lambda k: (bb if k in ("X", "dyadic") else
+                      nested[k](*([b] * len(nested[k]._fields))) if k in nested else b)
+    out_spec = MonitorOutput(*[spec(k) for k in MonitorOutput._fields])
     inv_arg = use_invariant if per_member_inv else jnp.zeros(X0.shape[1:], bool)
     fn = jax.shard_map(local, mesh=mesh, in_specs=(dyn_spec, bb, b, b, b, b),
                        out_specs=out_spec, check_vma=False)
-    return fn(dyn, X0, h, steps, thr2, inv_arg)
+    return fn(dyn, X0, h, steps, thr, inv_arg)

@@ -133,8 +133,8 @@ def _sweep_setup(p: Problem):
     X0 = np.ascontiguousarray(p.x0.T)
     norm0 = np.linalg.norm(X0.astype(np.float64), axis=0)
     thr = 1e6 * np.maximum(norm0, 1.0)
-    thr2 = np.minimum(thr * thr, np.finfo(np.float32).max).astype(np.float32)
-    return field, FIXED_SOLVERS["euler"], jnp.asarray(X0), jnp.asarray(thr2)
+    thr = np.minimum(thr, np.finfo(np.float32).max).astype(np.float32)
+    return field, FIXED_SOLVERS["euler"], jnp.asarray(X0), jnp.asarray(thr)
 
 
 def _monitored(B: int):
@@ -158,15 +158,15 @@ def oscillax_sweep_final(p: Problem) -> Prepared:
     (divergence test every 32 steps, 64 invariant samples per trajectory)."""
     import jax.numpy as jnp
 
-    field, solver, X0, thr2 = _sweep_setup(p)
+    field, solver, X0, thr = _sweep_setup(p)
     B = p.batch
     call, place, where = _monitored(B)
-    X0, thr2 = place(X0, 1), place(thr2, 0)
+    X0, thr = place(X0, 1), place(thr, 0)
     h = place(jnp.full((B,), p.dt, jnp.float32), 0)
     steps = place(jnp.full((B,), p.steps, jnp.int32), 0)
 
     def run():
-        return call(field, solver, X0, h, steps, thr2).X
+        return call(field, solver, X0, h, steps, thr).X
 
     return Prepared(run, to_numpy=lambda X: np.asarray(X).T, note=where)
 
@@ -175,15 +175,15 @@ def oscillax_sweep_atlas(p: Problem) -> Prepared:
     """`integrate_monitored` once per step size; step counts are traced, so one compile."""
     import jax.numpy as jnp
 
-    field, solver, X0, thr2 = _sweep_setup(p)
+    field, solver, X0, thr = _sweep_setup(p)
     B = p.batch
     call, place, where = _monitored(B)
-    X0, thr2 = place(X0, 1), place(thr2, 0)
+    X0, thr = place(X0, 1), place(thr, 0)
     args = [(place(jnp.full((B,), dt, jnp.float32), 0), place(jnp.full((B,), s, jnp.int32), 0))
             for dt, s in zip(p.dts, p.steps_list)]
 
     def run():
-        return [call(field, solver, X0, h, steps, thr2).X for h, steps in args]
+        return [call(field, solver, X0, h, steps, thr).X for h, steps in args]
 
     return Prepared(run, to_numpy=lambda out: np.stack([np.asarray(X).T for X in out]),
                     note=where)

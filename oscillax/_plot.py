@@ -15,7 +15,25 @@ STATUS_MARK = {
     "diverged": ("X", "#d62728"),
     "escaped": ("E", "#e6ab02"),
     "collapsed": ("•", "#444444"),
+    "cycle": ("C", "#66a61e"),
 }
+_SPARE_COLOURS = ("#a6761d", "#e7298a", "#1f78b4", "#b2df8a", "#fb9a99")
+
+
+def _status_colour(status: str) -> str:
+    """The colour of a status (a status without an entry gets a spare one, by position)."""
+    if status in STATUS_MARK:
+        return STATUS_MARK[status][1]
+    extra = [s for s in STATUS_NAMES if s not in STATUS_MARK]
+    i = extra.index(status) if status in extra else 0
+    return _SPARE_COLOURS[i % len(_SPARE_COLOURS)]
+
+
+def _row_axes(table: pd.DataFrame, y: str) -> list[str]:
+    """The columns of an atlas row: (dim, `y`), then gamma and bias where they vary."""
+    extra = [c for c in ("gamma", "bias")
+             if c != y and c in table.columns and table[c].nunique() > 1]
+    return ["dim", y, *extra]
 
 
 def _plt():
@@ -31,16 +49,31 @@ def _mode(s: pd.Series) -> str:
     return s.value_counts().idxmax()
 
 
+def _row_keys(sub: pd.DataFrame, cols: list[str]) -> list[tuple]:
+    return sorted({(int(r[0]), *map(float, r[1:])) for r in zip(*(sub[c] for c in cols))})
+
+
 def _cells(sub: pd.DataFrame, y: str, value: str, agg):
-    """Per (form, activation): a (len(ys), len(dts)) array of `agg` of `value` over seeds."""
+    """Per (form, activation): a (rows, len(dts)) array of `agg` of `value` over seeds,
+    rows = (dim, `y`, and gamma / bias where they vary; `_row_axes`)."""
+    cols = _row_axes(sub, y)
     dts = np.sort(sub["dt"].unique())
-    ys = sorted({(int(d), float(a)) for d, a in zip(sub["dim"], sub[y])})
-    g = sub.groupby(["form", "activation", "dim", y, "dt"], sort=False)[value].agg(agg)
+    ys = _row_keys(sub, cols)
+    index = {k: i for i, k in enumerate(ys)}
+    g = sub.groupby(["form", "activation", *cols, "dt"], sort=False)[value].agg(agg)
     out = {}
-    for (form, act, d, a, dt), v in g.items():
+    for key, v in g.items():
+        form, act, row, dt = key[0], key[1], key[2:-1], key[-1]
         Z = out.setdefault((form, act), np.full((len(ys), len(dts)), np.nan, object))
-        Z[ys.index((int(d), float(a))), int(np.searchsorted(dts, dt))] = v
+        Z[index[(int(row[0]), *map(float, row[1:]))], int(np.searchsorted(dts, dt))] = v
     return out, dts, ys
+
+
+def _dt_edges(dts):
+    """Cell edges on a log dt axis around the sorted step sizes `dts`."""
+    if len(dts) > 1:
+        return np.concatenate([[dts[0] / 1.15], np.sqrt(dts[1:] * dts[:-1]), [dts[-1] * 1.15]])
+    return np.array([dts[0] / 1.5, dts[0] * 1.5])
 
 
 def _atlas_axes(sub, y, title, draw, limit, spectral_radius, path, colorbar=None,
@@ -51,16 +84,20 @@ def _atlas_axes(sub, y, title, draw, limit, spectral_radius, path, colorbar=None
     forms = list(dict.fromkeys(sub["form"]))
     acts = list(dict.fromkeys(sub["activation"]))
     dts = np.sort(sub["dt"].unique())
-    ys = sorted({(int(d), float(a)) for d, a in zip(sub["dim"], sub[y])})
+    cols = _row_axes(sub, y)
+    ys = _row_keys(sub, cols)
     height = 0.28 * len(ys) * len(forms) + 1.6 * len(forms)
-    fig, axes = plt.subplots(len(forms), len(acts), figsize=(2.3 * len(acts) + 1.2, height),
+    ticks = [", ".join([str(k[0]), *(f"{v:g}" for v in k[1:])]) for k in ys]
+    # room for the row labels (6 pt tick labels, ~0.05 in a character) and the axis label
+    left_in = 0.05 * max(len(t) for t in ticks) + 0.45
+    width = 2.3 * len(acts) + 0.75 + left_in
+    fig, axes = plt.subplots(len(forms), len(acts), figsize=(width, height),
                              squeeze=False, sharex=True, sharey=True)
     # fixed margins: a tight bounding box would draw the figure twice
-    fig.subplots_adjust(left=0.06, right=0.9 if colorbar else 0.98, top=1 - 0.9 / height,
-                        bottom=0.9 / height, wspace=0.12, hspace=0.25)
-    edges_x = np.concatenate([[dts[0] / 1.15], np.sqrt(dts[1:] * dts[:-1]),
-                              [dts[-1] * 1.15]]) if len(dts) > 1 else np.array(
-                              [dts[0] / 1.5, dts[0] * 1.5])
+    fig.subplots_adjust(left=left_in / width, right=0.9 if colorbar else 0.98,
+                        top=1 - 0.9 / height, bottom=0.9 / height, wspace=0.12, hspace=0.25)
+    edges_x = _dt_edges(dts)
+    names = {"dim": "n", "gamma": "γ", "bias": "|b|"}
     mesh = None
     for i, form in enumerate(forms):
         for j, act in enumerate(acts):
@@ -72,16 +109,19 @@ def _atlas_axes(sub, y, title, draw, limit, spectral_radius, path, colorbar=None
             if i == 0:
                 ax.set_title(act, fontsize=9)
             if j == 0:
-                ax.set_ylabel(f"{form}\n(n, {y})", fontsize=8)
+                ax.set_ylabel(f"{form}\n({', '.join(names.get(c, c) for c in cols)})",
+                              fontsize=8)
                 ax.set_yticks(np.arange(len(ys)) + 0.5)
-                ax.set_yticklabels([f"{d}, {a:g}" for d, a in ys], fontsize=6)
+                ax.set_yticklabels(ticks, fontsize=6)
             if i == len(forms) - 1:
                 ax.set_xlabel("dt", fontsize=8)
             ax.tick_params(labelsize=6)
     note = {0.0: "linear theory: unstable for every dt",
             np.inf: "linear theory: stable for every dt"}.get(
         limit, f"dashed: linear-theory boundary |h ω| = {limit:.3g} (ω = {spectral_radius:g})")
-    fig.suptitle(f"{title}   ({note})", fontsize=9)
+    # one line where it fits (about 0.075 in a character at 9 pt), else two
+    sep = "   " if 0.075 * (len(title) + len(note) + 5) < width else "\n"
+    fig.suptitle(f"{title}{sep}({note})", fontsize=9)
     if colorbar is not None and mesh is not None:
         cb = fig.colorbar(mesh, cax=fig.add_axes([0.915, 0.15, 0.012, 0.7]))
         cb.set_label(colorbar, fontsize=8)
@@ -93,22 +133,28 @@ def _atlas_axes(sub, y, title, draw, limit, spectral_radius, path, colorbar=None
     return path
 
 
+def _status_cmap():
+    """The categorical colour map of the statuses: (cmap, norm, {status: code})."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    cmap = ListedColormap([_status_colour(s) for s in STATUS_NAMES])
+    norm = BoundaryNorm(np.arange(len(STATUS_NAMES) + 1) - 0.5, cmap.N)
+    return cmap, norm, {s: i for i, s in enumerate(STATUS_NAMES)}
+
+
 def atlas_figure(table: pd.DataFrame, solver: str, spectral_radius: float, path: Path,
                  y: str = "amplitude"):
     """One solver's status map: rows = forms, columns = activations; x = dt (log),
     y = (dim, `y`); colour = the most common status over seeds (legend below). The
     linear-theory stability boundary $|h\\omega| = $ limit is dashed where the solver has
-    one."""
-    from matplotlib.colors import BoundaryNorm, ListedColormap
+    one. Rows also split by gamma and bias where the table has several of them."""
     from matplotlib.patches import Patch
 
     from ._theory import stability_limit
 
     sub = table[table["solver"] == solver]
     cells, _, _ = _cells(sub, y, "status", _mode)
-    cmap = ListedColormap([STATUS_MARK[s][1] for s in STATUS_NAMES])
-    norm = BoundaryNorm(np.arange(len(STATUS_NAMES) + 1) - 0.5, cmap.N)
-    code = {s: i for i, s in enumerate(STATUS_NAMES)}
+    cmap, norm, code = _status_cmap()
 
     def draw(ax, form, act, ex, ey):
         S = cells.get((form, act))
@@ -118,7 +164,7 @@ def atlas_figure(table: pd.DataFrame, solver: str, spectral_radius: float, path:
         return ax.pcolormesh(ex, ey, np.ma.masked_invalid(Z), cmap=cmap, norm=norm,
                              shading="flat")
 
-    legend = [Patch(color=STATUS_MARK[s][1], label=s) for s in STATUS_NAMES]
+    legend = [Patch(color=_status_colour(s), label=s) for s in STATUS_NAMES]
     return _atlas_axes(sub, y, f"Stability atlas — {solver}: status (most common over seeds)",
                        draw, stability_limit(solver), spectral_radius, path, legend=legend)
 
@@ -148,6 +194,112 @@ def growth_figure(table: pd.DataFrame, solver: str, spectral_radius: float, path
                        colorbar="|growth rate of log invariant| per unit time")
 
 
+def _gamma_scale(gammas: np.ndarray):
+    """(scale name, kwargs, forward, inverse) for a gamma axis: log (symlog when 0 is one
+    of the values) when the positive values span more than a decade and a half, else
+    linear. `forward` maps gamma to the axis' own (uniform) coordinate."""
+    pos = gammas[gammas > 0]
+    if pos.size >= 2 and pos.max() / pos.min() > 30:
+        if pos.size == gammas.size:
+            return "log", {}, np.log10, lambda t: 10.0 ** t
+        lt = float(pos.min())  # [0, lt] takes half a decade (linscale 0.45 / (1 - 1/10))
+        fwd = lambda g: np.where(g > lt, np.log10(np.maximum(g, lt) / lt) + 0.5, 0.5 * g / lt)
+        inv = lambda t: np.where(t > 0.5, lt * 10.0 ** (t - 0.5), 2.0 * t * lt)
+        return "symlog", {"linthresh": lt, "linscale": 0.45}, fwd, inv
+    ident = lambda g: np.asarray(g, np.float64)
+    return "linear", {}, ident, ident
+
+
+def _edges(values: np.ndarray, forward, inverse) -> np.ndarray:
+    """Cell edges around sorted `values`: midpoints in the axis' own coordinate, the outer
+    edges half a neighbour's gap out."""
+    t = forward(np.asarray(values, np.float64))
+    if len(t) == 1:
+        tt = np.array([t[0] - 0.5, t[0] + 0.5])
+    else:
+        mid = 0.5 * (t[1:] + t[:-1])
+        tt = np.concatenate([[t[0] - (mid[0] - t[0])], mid, [t[-1] + (t[-1] - mid[-1])]])
+    return inverse(tt)
+
+
+def gamma_figure(table: pd.DataFrame, solver: str, spectral_radius: float, path: Path):
+    """One solver's status over (dt, gamma), with the linear theory's boundary drawn over it.
+
+    Rows: (form, and dim / amplitude / bias where the table has several); columns:
+    activations; x = dt (log), y = the diffusion gamma; colour = the most common status over
+    seeds (legend below). Solid line: $\\gamma^*(h, \\omega)$, the smallest gamma at which
+    the solver stops amplifying the linear pair $-\\gamma \\pm i\\omega$ ($\\omega$ = the
+    spectral radius; `ox.gamma_star`); dotted: the band's upper edge (`ox.gamma_band`).
+    The line stops where no gamma makes the solver stable."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from ._theory import gamma_band
+
+    plt = _plt()
+    sub = table[table["solver"] == solver]
+    acts = list(dict.fromkeys(sub["activation"]))
+    split = [c for c in ("dim", "amplitude", "bias") if c in sub and sub[c].nunique() > 1]
+    rows = sorted({(f, *k) for f, *k in zip(sub["form"], *(sub[c] for c in split))},
+                  key=lambda r: (r[0] != "pre", *r[1:]))
+    dts = np.sort(sub["dt"].unique())
+    gammas = np.sort(sub["gamma"].unique())
+    scale, scale_kw, forward, inverse = _gamma_scale(gammas)
+    ex, ey = _dt_edges(dts), _edges(gammas, forward, inverse)
+    cmap, norm, code = _status_cmap()
+    w, hgt = 2.5, 2.1
+    fig, axes = plt.subplots(len(rows), len(acts), squeeze=False, sharex=True, sharey=True,
+                             figsize=(w * len(acts) + 1.0, hgt * len(rows) + 1.5))
+    H = hgt * len(rows) + 1.5
+    fig.subplots_adjust(left=0.8 / (w * len(acts) + 1.0) + 0.04, right=0.98,
+                        top=1 - 0.6 / H, bottom=1.05 / H, wspace=0.1, hspace=0.3)
+    hh = np.geomspace(ex[0], ex[-1], 400)
+    names = {"dim": "n", "amplitude": "|x0|", "bias": "|b|"}
+    for i, row in enumerate(rows):
+        form, key = row[0], dict(zip(split, row[1:]))
+        in_row = sub["form"] == form
+        for c, v in key.items():
+            in_row &= sub[c] == v
+        dims = sub.loc[in_row, "dim"]
+        omega = spectral_radius if (dims > 1).all() else 0.0
+        lo, hi = gamma_band(hh, omega, solver)
+        for j, act in enumerate(acts):
+            ax = axes[i][j]
+            cell = sub[in_row & (sub["activation"] == act)]
+            Z = np.full((len(gammas), len(dts)), np.nan)
+            for (g, dt), st in cell.groupby(["gamma", "dt"])["status"].agg(_mode).items():
+                Z[int(np.searchsorted(gammas, g)), int(np.searchsorted(dts, dt))] = code.get(
+                    st, np.nan)
+            ax.pcolormesh(ex, ey, np.ma.masked_invalid(Z), cmap=cmap, norm=norm,
+                          shading="flat")
+            ax.plot(hh, lo, color="white", lw=3.2)
+            ax.plot(hh, lo, color="black", lw=1.6)
+            ax.plot(hh, hi, color="black", lw=1.2, ls=":")
+            ax.set_xscale("log")
+            ax.set_yscale(scale, **scale_kw)
+            ax.set_xlim(ex[0], ex[-1])
+            ax.set_ylim(ey[0], ey[-1])
+            ax.tick_params(labelsize=7)
+            if i == 0:
+                ax.set_title(act, fontsize=9)
+            if j == 0:
+                label = ", ".join([form, *(f"{names[c]} = {v:g}" for c, v in key.items())])
+                ax.set_ylabel(f"{label}\nγ", fontsize=8)
+            if i == len(rows) - 1:
+                ax.set_xlabel("dt", fontsize=8)
+    present = [st for st in STATUS_NAMES if st in set(sub["status"])]
+    legend = [Patch(color=_status_colour(st), label=st) for st in present] + [
+        Line2D([], [], color="black", lw=1.6, label="γ*(h, ω): linear theory's boundary"),
+        Line2D([], [], color="black", lw=1.2, ls=":", label="upper edge of the stable band")]
+    fig.legend(handles=legend, loc="lower center", ncol=min(len(legend), 4), fontsize=7,
+               frameon=False)
+    fig.suptitle(f"Diffusion — {solver}: status over (dt, γ), most common over seeds "
+                 f"(ω = {spectral_radius:g})", fontsize=9)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
 def summary_figure(table: pd.DataFrame, path: Path):
     """Stacked status fractions per (solver, form, activation): the atlas in one picture."""
     plt = _plt()
@@ -157,7 +309,8 @@ def summary_figure(table: pd.DataFrame, path: Path):
     bottom = np.zeros(len(frac))
     x = np.arange(len(frac))
     for s in STATUS_NAMES:
-        ax.bar(x, frac[s].to_numpy(), bottom=bottom, color=STATUS_MARK[s][1], label=s, width=0.85)
+        ax.bar(x, frac[s].to_numpy(), bottom=bottom, color=_status_colour(s), label=s,
+               width=0.85)
         bottom += frac[s].to_numpy()
     ax.set_xticks(x)
     ax.set_xticklabels([f"{s} {f} {a}" for s, f, a in frac.index], rotation=75, fontsize=6,
@@ -230,17 +383,22 @@ def phase_portraits(paths: dict, path: Path, *, dt: float, t1: float, form: str)
 
 def atlas_figures(table: pd.DataFrame, spec, outdir: Path, drift: dict,
                   portraits: dict) -> list[Path]:
-    """All figures of a run: one atlas and growth map per solver, the status summary, and
+    """All figures of a run: one atlas and growth map per solver (and, with several gammas,
+    a status map over (dt, gamma) with gamma* drawn over it), the status summary, and
     the example paths it is given (`drift`: euler, dt 0.05; `portraits`: per solver, dt
     0.1; see `_sweep._examples.run_figures`)."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     paths = []
+    several_gammas = "gamma" in table.columns and table["gamma"].nunique() > 1
     for solver in dict.fromkeys(table["solver"]):
         paths.append(atlas_figure(table, solver, spec.spectral_radius,
                                   outdir / f"atlas_{solver}.png"))
         paths.append(growth_figure(table, solver, spec.spectral_radius,
                                    outdir / f"growth_{solver}.png"))
+        if several_gammas:
+            paths.append(gamma_figure(table, solver, spec.spectral_radius,
+                                      outdir / f"gamma_{solver}.png"))
     paths.append(summary_figure(table, outdir / "status_summary.png"))
     paths.append(drift_figure(drift, outdir / "drift_over_time.png", dt=0.05, solver="euler",
                               form="post"))

@@ -42,15 +42,20 @@ def _fixed(solver: str):
     return s
 
 
-def amplification(solver: str, h, omega):
-    """Per-step growth $|R(i h \\omega)|$ of an eigen-pair of the linear skew system.
+def amplification(solver: str, h, omega, gamma=None):
+    """Per-step growth $|R(i h \\omega)|$ of an eigen-pair of the linear skew system, or
+    with a diffusion $\\gamma$ (the linear pre form $Ax - \\gamma x$, eigenvalues
+    $-\\gamma \\pm i\\omega$) $|R(h(-\\gamma + i\\omega))|$.
 
-    **Arguments:** `solver` name, step `h`, angular frequency `omega` (broadcast).
+    **Arguments:** `solver` name, step `h`, angular frequency `omega`, optional diffusion
+    `gamma` (all broadcast; None is $\\gamma = 0$).
 
-    **Returns:** numpy array of $|R(ih\\omega)|$.
+    **Returns:** numpy array of $|R(h(-\\gamma + i\\omega))|$.
     """
     s = _fixed(solver)
     z = 1j * np.asarray(h, np.float64) * np.asarray(omega, np.float64)
+    if gamma is not None:
+        z = z - np.asarray(h, np.float64) * np.asarray(gamma, np.float64)
     return np.abs(np.asarray(s.stability_function(z), np.complex128))
 
 

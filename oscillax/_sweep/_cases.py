@@ -1,16 +1,21 @@
-"""The cases of a sweep: the random skew matrix and start of each trajectory, and the
-inputs of one chunk's engine call.
+"""The cases of a sweep: the random skew matrix, start and bias of each trajectory, and
+the inputs of one chunk's engine call.
 
-A trajectory's A and x0 direction depend only on (spec.seed, dim, seed): the key
-`fold_in(fold_in(PRNGKey(spec.seed), dim), seed)` is split into one key for W (A = W − Wᵀ,
-scaled to the spectral radius) and one for the direction. The samples are drawn in float32
-by one vmapped call per chunk and rescaled in float64 numpy, so a case does not depend on
-JAX's x64 mode, the device, the chunking or how many cases are drawn together.
+A trajectory's A, x0 direction and bias direction depend only on (spec.seed, dim, seed):
+the key `fold_in(fold_in(PRNGKey(spec.seed), dim), seed)` is split into one key for W
+(A = W − Wᵀ, scaled to the spectral radius) and one for the x0 direction; the bias
+direction comes from `fold_in(key, BIAS_STREAM)` (so adding biases to a spec leaves its A
+and x0 as they were), and is drawn only when the spec has a nonzero bias. The samples are
+drawn in float32 by one vmapped call per chunk and rescaled in float64 numpy, so a case
+does not depend on JAX's x64 mode, the device, the chunking or how many cases are drawn
+together. x0 and b are a unit direction times the row's amplitude / bias norm, rounded
+once to the spec's dtype (`_scaled`), the same way in a chunk and in `case`.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +35,21 @@ def _draw(root, seeds, dim: int):
         ka, kx = jax.random.split(jax.random.fold_in(jax.random.fold_in(root, dim), s))
         return (jax.random.normal(ka, (dim, dim), jnp.float32),
                 jax.random.normal(kx, (dim,), jnp.float32))
+
+    return jax.vmap(one)(seeds)
+
+
+BIAS_STREAM = 0x62696173
+"""`fold_in` tag of the bias direction's key ("bias" in ASCII)."""
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _draw_bias(root, seeds, dim: int):
+    """float32 bias directions (S, dim) for `seeds` (S,) (unnormalised normal samples)."""
+
+    def one(s):
+        key = jax.random.fold_in(jax.random.fold_in(root, dim), s)
+        return jax.random.normal(jax.random.fold_in(key, BIAS_STREAM), (dim,), jnp.float32)
 
     return jax.vmap(one)(seeds)
 
@@ -55,10 +75,36 @@ def case_arrays(spec: SweepSpec, dim: int, seeds, dtype):
     return A.astype(dtype), d.astype(dtype)
 
 
+def bias_directions(spec: SweepSpec, dim: int, seeds, dtype):
+    """Unit bias directions `(S, dim)` for the seeds `(S,)` (independent of A and x0)."""
+    seeds = np.asarray(seeds, np.int64).reshape(-1)
+    S = seeds.size
+    padded = np.zeros(_bucket(S), np.uint32)
+    padded[:S] = seeds
+    v = np.asarray(jax.device_get(_draw_bias(jax.random.PRNGKey(spec.seed), padded,
+                                             int(dim)))[:S], np.float64)
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(dtype)
+
+
+def _scaled(directions, norms, dtype):
+    """Directions `(n, B)` (dtype) times norms `(B,)`, in float64, rounded once to dtype."""
+    return (np.asarray(directions, np.float64) * np.asarray(norms, np.float64)).astype(dtype)
+
+
+class FieldArrays(NamedTuple):
+    """A chunk's field arrays: A `(n, n)` shared or `(n, n, B)` per member; gamma `(B,)`
+    and bias `(n, B)` per member, or None when every one in the spec is 0."""
+
+    A: np.ndarray
+    gamma: np.ndarray | None
+    bias: np.ndarray | None
+
+
 def chunk_inputs(spec: SweepSpec, chunk, rows):
     """One chunk's rows and its engine inputs in the chunk's member order (padding: a
-    0-step copy of the chunk's first member): `(sel, A, X0, h, steps, thr2)`, numpy with
-    the batch on the last axis; `sel` holds the real members' rows, in member order."""
+    0-step copy of the chunk's first member): `(sel, arrays, X0, h, steps, thr)`, numpy
+    with the batch on the last axis (`arrays`: `FieldArrays`); `sel` holds the real
+    members' rows, in member order."""
     dtype = np.dtype(spec.dtype)
     real = chunk.traj_ids >= 0
     ids = np.where(real, chunk.traj_ids, chunk.traj_ids[real][0])
@@ -66,22 +112,29 @@ def chunk_inputs(spec: SweepSpec, chunk, rows):
     seeds = full["seed"].to_numpy()
     uniq, inverse = np.unique(seeds, return_inverse=True)
     A_u, d_u = case_arrays(spec, chunk.dim, uniq, dtype)
-    X0 = (d_u[inverse].T * full["amplitude"].to_numpy()[None, :]).astype(dtype)  # (n, B)
+    X0 = _scaled(d_u[inverse].T, full["amplitude"].to_numpy()[None, :], dtype)  # (n, B)
     shared = chunk.dim > SMALL_N
     A = A_u[0] if shared else np.moveaxis(A_u[inverse], 0, -1)  # (n, n) or (n, n, B)
+    gamma = full["gamma"].to_numpy().astype(dtype) if spec.has_gamma else None
+    bias = None
+    if spec.has_bias:
+        b_u = bias_directions(spec, chunk.dim, uniq, dtype)
+        bias = _scaled(b_u[inverse].T, full["bias"].to_numpy()[None, :], dtype)  # (n, B)
     h = full["dt"].to_numpy()
     steps = np.where(real, full["steps"].to_numpy(), 0)
     norm0 = np.linalg.norm(X0.astype(np.float64), axis=0)
     thr = spec.thresholds.divergence_threshold * np.maximum(norm0, 1.0)
-    thr2 = np.minimum(thr * thr, np.finfo(dtype).max).astype(dtype)
-    return full[real], A, X0, h.astype(dtype), steps.astype(np.int32), thr2
+    thr = np.minimum(thr, np.finfo(dtype).max).astype(dtype)
+    return (full[real], FieldArrays(A, gamma, bias), X0, h.astype(dtype),
+            steps.astype(np.int32), thr)
 
 
-def batch_field(spec: SweepSpec, chunk, A) -> BatchField:
-    """The engine's field for a chunk's program (its segments of forms and activations)."""
+def batch_field(spec: SweepSpec, chunk, A, gamma=None, bias=None) -> BatchField:
+    """The engine's field for a chunk's program (its segments of forms and activations);
+    `gamma` `(B,)` / `bias` `(n, B)` per member, None when all are 0."""
     acts = tuple(get_activation(a) for a in spec.activations)
     segments = tuple((f, spec.activations.index(a)) for f, a in chunk.segments)
-    return BatchField(A, acts, segments, chunk.seg_width)
+    return BatchField(A, acts, segments, chunk.seg_width, gamma, bias)
 
 
 def case(spec: SweepSpec, row) -> dict:
@@ -92,14 +145,27 @@ def case(spec: SweepSpec, row) -> dict:
 
     **Returns:** `dict(field=..., x0=..., dt=..., steps=..., solver=...)`:
     `ox.simulate(c["field"], c["x0"], dt=c["dt"], steps=c["steps"], solver=c["solver"])`
-    reproduces the row's trajectory.
+    reproduces the row's trajectory. The field carries the row's bias (None when its norm
+    is 0) and, for the pre form, its diffusion `gamma` (columns `bias`, `gamma`; a row
+    without them, from before they existed, has neither).
     """
     dtype = np.dtype(spec.dtype)
-    A, d = case_arrays(spec, int(row["dim"]), [int(row["seed"])], dtype)
+    dim, seed = int(row["dim"]), int(row["seed"])
+    A, d = case_arrays(spec, dim, [seed], dtype)
     dt = float(row["dt"])
+    gamma, bias_norm = float(row.get("gamma", 0.0)), float(row.get("bias", 0.0))
+    bias = None
+    if bias_norm != 0.0:
+        bias = jnp.asarray(_scaled(bias_directions(spec, dim, [seed], dtype)[0], bias_norm,
+                                   dtype))
+    kw = dict(gamma=gamma) if row["form"] == "pre" else {}
+    if gamma != 0.0 and row["form"] != "pre":
+        raise ValueError(f"a {row['form']!r} row cannot have gamma = {gamma!r}: only the pre "
+                         "form has a diffusion term.")
     return dict(
-        field=FORMS[row["form"]](jnp.asarray(A[0]), row["activation"], check_skew=False),
-        x0=jnp.asarray((d[0] * np.asarray(row["amplitude"], dtype)).astype(dtype)),
+        field=FORMS[row["form"]](jnp.asarray(A[0]), row["activation"], bias=bias,
+                                 check_skew=False, **kw),
+        x0=jnp.asarray(_scaled(d[0], row["amplitude"], dtype)),
         dt=np.asarray(dt, dtype),
         steps=int(spec.steps_for(dt)),
         solver=row["solver"],

@@ -2,11 +2,11 @@
 
 One compiled program serves every (form, activation) of a dimension and solver
 (`BatchField`): a chunk holds `width` trajectories of each (form, activation) segment,
-the same (dt, amplitude, seed) cases in each, so a group holds all trajectories of one
-(dim, solver). Inside a group, cases are sorted by step count, so a chunk's loop runs
-about as many steps as its members need: total work is about the sum of the trajectories'
-steps, not the max step count times the number of cases. Chunks depend only on the spec
-and the chunk size.
+the same (dt, amplitude, gamma, bias, seed) cases in each, so a group holds all
+trajectories of one (dim, solver). Inside a group, cases are sorted by step count, so a
+chunk's loop runs about as many steps as its members need: total work is about the sum of
+the trajectories' steps, not the max step count times the number of cases. Chunks depend
+only on the spec and the chunk size.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from .._field import SMALL_N
 from .._solver import FIXED_SOLVERS
 from ._spec import SweepSpec
 
-AXES = ("form", "activation", "solver", "dt", "dim", "amplitude", "seed")
+AXES = ("form", "activation", "solver", "dt", "dim", "amplitude", "gamma", "bias", "seed")
+"""The axis columns of a sweep's table, in grid order (`traj_id` runs over the last fastest).
+Adding an axis of one value leaves every `traj_id` as it was."""
 
 
 def grid(spec: SweepSpec) -> pd.DataFrame:
@@ -29,9 +31,10 @@ def grid(spec: SweepSpec) -> pd.DataFrame:
     cols = np.meshgrid(
         np.arange(len(spec.forms)), np.arange(len(spec.activations)),
         np.arange(len(spec.solvers)), np.arange(len(spec.dts)), np.arange(len(spec.dims)),
-        np.arange(len(spec.amplitudes)), np.arange(spec.seeds), indexing="ij",
+        np.arange(len(spec.amplitudes)), np.arange(len(spec.gammas)),
+        np.arange(len(spec.biases)), np.arange(spec.seeds), indexing="ij",
     )
-    f, a, s, d, n, amp, seed = (c.ravel() for c in cols)
+    f, a, s, d, n, amp, gam, bias, seed = (c.ravel() for c in cols)
     df = pd.DataFrame({
         "traj_id": np.arange(f.size, dtype=np.int64),
         "form": np.asarray(spec.forms, object)[f],
@@ -40,6 +43,8 @@ def grid(spec: SweepSpec) -> pd.DataFrame:
         "dt": np.asarray(spec.dts)[d],
         "dim": np.asarray(spec.dims, np.int64)[n],
         "amplitude": np.asarray(spec.amplitudes)[amp],
+        "gamma": np.asarray(spec.gammas, np.float64)[gam],
+        "bias": np.asarray(spec.biases, np.float64)[bias],
         "seed": seed.astype(np.int64),
     })
     df["steps"] = np.asarray([spec.steps_for(float(x)) for x in spec.dts], np.int64)[d]

@@ -19,10 +19,18 @@ from ._spec import SweepSpec
 MEASURED = (
     "steps", "t_final", "diverged_at", "max_norm", "norm_ratio", "amplitude_final",
     "invariant_initial", "invariant_final", "drift_final", "drift_max", "secular_drift",
-    "log_growth", "rate_early", "growth_rate", "period", "zero_crossings", "speed_ratio",
-    "theory_amplification", "theory_rate",
+    "log_growth", "rate_early", "growth_rate", "growth_exponent", "late_increment",
+    "cycle_amplitude", "period", "zero_crossings", "speed_ratio",
+    "theory_amplification", "theory_rate", "theory_gamma_star", "map_lyapunov",
 )
-"""The measured (and theory) columns of a sweep's table, after the axes."""
+"""The measured (and theory) columns of a sweep's table, after the axes.
+
+Theory columns (linear system, top eigen-pair of each case's A, whose largest |eigenvalue|
+is the spec's `spectral_radius`; 0 for n = 1): `theory_amplification` $|R(h(-\\gamma +
+i\\omega))|$ per step, `theory_rate` $2\\log|R| / h$, and `theory_gamma_star`, the smallest
+diffusion $\\gamma \\ge 0$ at which the solver stops amplifying that pair (`ox.gamma_star`):
+0 where it is stable without diffusion, NaN where no $\\gamma$ is enough (e.g. Euler with
+$h\\omega > 1$)."""
 
 
 @dataclasses.dataclass
@@ -49,20 +57,26 @@ class SweepResult:
         return self.table.copy()
 
     def to_xarray(self):
-        """An `xarray.Dataset` over (form, activation, solver, dt, dim, amplitude),
-        aggregated over seeds: medians of the measured columns, the fraction of each status
-        (`frac_<status>`) and the most common status (`status`, as its name)."""
+        """An `xarray.Dataset` over (form, activation, solver, dt, dim, amplitude, gamma,
+        bias), aggregated over seeds: medians of the measured columns, the fraction of each
+        status (`frac_<status>`) and the most common status (`status`, as its name).
+
+        `gamma` and `bias` are dimensions when the sweep takes several values of them, and
+        scalar coordinates when it takes one (a spec without them: `gamma = bias = 0`), so
+        a sweep without them has the dimensions it had before they existed."""
         import xarray as xr
 
-        axes = [a for a in AXES if a != "seed"]
         df = self.table
+        axes = [a for a in AXES if a != "seed" and a in df.columns]
         num = [c for c in MEASURED if c in df.columns]
         med = df.groupby(axes, sort=True)[num].median()
         for s in STATUS_NAMES:
             med[f"frac_{s}"] = (df["status"] == s).groupby([df[a] for a in axes]).mean()
         mode = df.groupby(axes, sort=True)["status"].agg(lambda s: s.value_counts().idxmax())
         med["status"] = mode
-        return xr.Dataset.from_dataframe(med)
+        ds = xr.Dataset.from_dataframe(med)
+        single = [a for a in ("gamma", "bias") if a in ds.dims and ds.sizes[a] == 1]
+        return ds.squeeze(single) if single else ds
 
 
 def summarize(spec: SweepSpec, table: pd.DataFrame, wall: float, compute_wall: float) -> dict:

@@ -13,14 +13,15 @@ from typing import Any
 import numpy as np
 
 from .._activation import ACTIVATIONS
-from .._classify import Thresholds
+from .._classify import THRESHOLD_RANGES, Thresholds
 from .._solver import ADAPTIVE_SOLVERS, FIXED_SOLVERS
 
 FORMS = ("pre", "post")
 
 _SWEEP_KEYS = (
-    "forms", "activations", "solvers", "dts", "dims", "amplitudes", "seeds",
-    "spectral_radius", "steps", "horizon", "seed", "dtype", "check_every", "samples",
+    "forms", "activations", "solvers", "dts", "dims", "amplitudes", "gammas", "biases",
+    "seeds", "spectral_radius", "steps", "horizon", "seed", "dtype", "check_every", "samples",
+    "lyapunov",
 )
 _THRESHOLD_KEYS = tuple(f.name for f in dataclasses.fields(Thresholds))
 _TOP_KEYS = ("sweep", "thresholds")
@@ -35,16 +36,7 @@ MAX_AXIS = 10**6
 """Largest number of values on one axis (`dts.num`, `seeds`)."""
 
 # [thresholds] ranges: (lower bound, open?) ; NaN and inf are always refused.
-_THRESHOLD_RANGES = {
-    "conserve_tol": (0.0, True),
-    "conserve_max_drift": (0.0, True),
-    "exp_ratio": (0.0, True),
-    "min_rate": (0.0, False),
-    "min_log_growth": (0.0, False),
-    "escape_ratio": (1.0, True),
-    "collapse_speed": (0.0, True),
-    "divergence_threshold": (1.0, True),
-}
+_THRESHOLD_RANGES = THRESHOLD_RANGES
 
 
 class SpecError(ValueError):
@@ -81,11 +73,12 @@ def _check_thresholds(th) -> None:
                         f"{type(th).__name__}.")
     for f in dataclasses.fields(Thresholds):
         k, v = f.name, getattr(th, f.name)
-        if k == "min_crossings":
+        if k in ("min_crossings", "settle_blocks"):
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
                 raise SpecError(
                     f"sweep spec [thresholds] `{k}` must be an integer >= 0 (a count of "
-                    f"upward zero-crossings); got {v!r}. Write e.g. {k} = 2.")
+                    f"upward zero-crossings or block ends); got {v!r}. Write e.g. {k} = "
+                    f"{f.default}.")
             continue
         lo, open_ = _THRESHOLD_RANGES[k]
         if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
@@ -122,7 +115,8 @@ def _dts(value):
 
 @dataclasses.dataclass(frozen=True)
 class SweepSpec:
-    """A grid of cases: forms x activations x solvers x dts x dims x amplitudes x seeds.
+    """A grid of cases: forms x activations x solvers x dts x dims x amplitudes x gammas x
+    biases x seeds.
 
     **Fields** (the keys of the TOML `[sweep]` table):
     - `forms`: `"pre"` and/or `"post"`.
@@ -132,7 +126,15 @@ class SweepSpec:
     - `dts`: step sizes; in TOML a list or `{log_start, log_stop, num}` (base-10).
     - `dims`: state dimensions n.
     - `amplitudes`: norms of the initial states.
-    - `seeds`: number of random (skew matrix, initial direction) pairs per case.
+    - `gammas`: diffusions $\\gamma \\ge 0$ of the pre form $\\sigma(Ax + b) - \\gamma x$
+      (default `[0.0]`). The post form has no diffusion term, so a nonzero $\\gamma$ needs
+      `forms = ["pre"]` (a spec with post and $\\gamma > 0$ is refused, not silently
+      given a term `PostActivation` does not have).
+    - `biases`: norms $\\|b\\| \\ge 0$ of the bias (default `[0.0]`): each seed draws one
+      random unit direction (from (`seed`, dim, seed), like A and x0), scaled to each norm.
+      Pre: $\\sigma(Ax + b) - \\gamma x$; post: $A\\sigma(x) + b$.
+    - `seeds`: number of random (skew matrix, initial direction, bias direction) triples
+      per case.
     - `spectral_radius`: largest angular frequency of each random A.
     - `steps` or `horizon`: a fixed step count, or a fixed time T (steps = ceil(T / dt)).
     - `seed`: base random seed; `dtype`: `"float32"` or `"float64"`.
@@ -141,6 +143,10 @@ class SweepSpec:
       faster. `samples`: at least how many times per trajectory the invariant is evaluated
       for the drift and growth-rate measures (every `steps // samples` steps, rounded down
       to a multiple of `check_every` when longer, and after the last step).
+    - `lyapunov`: also measure `map_lyapunov`, the largest Lyapunov exponent of the
+      solver's map along each trajectory (per unit time; one tangent vector through each
+      step's JVP, renormalised every `check_every` steps). Off by default: it costs a
+      JVP per step.
     - `thresholds`: the `[thresholds]` table (see `ox.Thresholds`).
     """
 
@@ -150,6 +156,8 @@ class SweepSpec:
     dts: tuple[float, ...] = (0.01, 0.1)
     dims: tuple[int, ...] = (2,)
     amplitudes: tuple[float, ...] = (1.0,)
+    gammas: tuple[float, ...] = (0.0,)
+    biases: tuple[float, ...] = (0.0,)
     seeds: int = 1
     spectral_radius: float = 1.0
     steps: int | None = None
@@ -158,6 +166,7 @@ class SweepSpec:
     dtype: str = "float32"
     check_every: int = 32
     samples: int = 64
+    lyapunov: bool = False
     thresholds: Thresholds = Thresholds()
 
     def __post_init__(self):
@@ -262,8 +271,19 @@ class SweepSpec:
     def n_trajectories(self) -> int:
         return (
             len(self.forms) * len(self.activations) * len(self.solvers) * len(self.dts)
-            * len(self.dims) * len(self.amplitudes) * self.seeds
+            * len(self.dims) * len(self.amplitudes) * len(self.gammas) * len(self.biases)
+            * self.seeds
         )
+
+    @property
+    def has_gamma(self) -> bool:
+        """Whether any trajectory has a diffusion $\\gamma \\ne 0$ (else none is computed)."""
+        return any(g != 0.0 for g in self.gammas)
+
+    @property
+    def has_bias(self) -> bool:
+        """Whether any trajectory has a bias $b \\ne 0$ (else none is drawn or added)."""
+        return any(b != 0.0 for b in self.biases)
 
     @property
     def total_steps(self) -> int:
@@ -338,6 +358,19 @@ def _validate(d: dict[str, Any]) -> dict[str, Any]:
     out["amplitudes"] = tuple(float(x) for x in _list(
         "amplitudes", d["amplitudes"], (int, float), lambda v: math.isfinite(v) and v > 0,
         "positive finite norms"))
+    out["gammas"] = tuple(float(x) for x in _list(
+        "gammas", d["gammas"], (int, float), lambda v: math.isfinite(v) and v >= 0,
+        "finite diffusions >= 0 (the gamma of sigma(Ax + b) - gamma x), e.g. [0.0, 0.05]"))
+    nonzero = [g for g in out["gammas"] if g != 0.0]
+    if nonzero and "post" in out["forms"]:
+        _err("gammas", list(d["gammas"]),
+             f"must be [0.0] when `forms` includes 'post' (got gamma {nonzero[0]!r}): the "
+             "diffusion -gamma x belongs to the pre form sigma(Ax + b) - gamma x only, and the "
+             "post form A sigma(x) + b has none; set forms = [\"pre\"], or sweep the post form "
+             "in a spec of its own")
+    out["biases"] = tuple(float(x) for x in _list(
+        "biases", d["biases"], (int, float), lambda v: math.isfinite(v) and v >= 0,
+        "finite bias norms >= 0 (|b| of a random bias direction per seed), e.g. [0.0, 0.5]"))
     seeds = d["seeds"]
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         _err("seeds", seeds, "must be an integer >= 1 (random cases per grid point)")
@@ -377,12 +410,13 @@ def _validate(d: dict[str, Any]) -> dict[str, Any]:
     out["steps"] = steps
     out["horizon"] = None if horizon is None else float(horizon)
     n_traj = (len(out["forms"]) * len(acts) * len(sol) * len(out["dts"]) * len(out["dims"])
-              * len(out["amplitudes"]) * seeds)
+              * len(out["amplitudes"]) * len(out["gammas"]) * len(out["biases"]) * seeds)
     if n_traj > MAX_TRAJECTORIES:
         raise SpecError(
             f"sweep spec grid has {n_traj:,} trajectories (forms {len(out['forms'])} x "
             f"activations {len(acts)} x solvers {len(sol)} x dts {len(out['dts'])} x dims "
-            f"{len(out['dims'])} x amplitudes {len(out['amplitudes'])} x seeds {seeds}), more "
+            f"{len(out['dims'])} x amplitudes {len(out['amplitudes'])} x gammas "
+            f"{len(out['gammas'])} x biases {len(out['biases'])} x seeds {seeds}), more "
             f"than the {MAX_TRAJECTORIES:,} one sweep accepts (its table alone would take "
             f"about {n_traj * 200 / 2**30:,.0f} GiB); split it into several specs or use "
             "fewer values per axis.")
@@ -397,4 +431,7 @@ def _validate(d: dict[str, Any]) -> dict[str, Any]:
     sa = d["samples"]
     if isinstance(sa, bool) or not isinstance(sa, int) or sa < 1:
         _err("samples", sa, "must be an integer >= 1")
+    if not isinstance(d["lyapunov"], bool | np.bool_):
+        _err("lyapunov", d["lyapunov"], "must be true or false")
+    out["lyapunov"] = bool(d["lyapunov"])
     return out

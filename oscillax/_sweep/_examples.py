@@ -6,9 +6,12 @@ the figures compile one program per solver instead of one per (activation, solve
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import equinox as eqx
 import jax
 import numpy as np
+import pandas as pd
 
 from .._activation import get_activation
 from .._engine import run_path
@@ -47,12 +50,46 @@ def example_paths(activations, *, form: str = "post", solver: str, dt: float, t1
             "invariant": dict(zip(names, inv))}
 
 
-def run_figures(table, spec, outdir) -> list:
-    """The figures of a run's table (`_plot.atlas_figures`), with the example paths of its
-    activations computed here: one engine call per solver for all of them."""
-    from .._plot import atlas_figures
-
-    acts = list(dict.fromkeys(table["activation"]))
+def figure_paths(activations) -> tuple[dict, dict]:
+    """The example paths of the atlas figures: (drift: euler, dt 0.05, t 100; portraits:
+    euler and rk4, dt 0.1, t 60), one engine call each for all `activations`."""
+    acts = list(activations)
     drift = example_paths(acts, solver="euler", dt=0.05, t1=100.0, save_every=10)
     portraits = {s: example_paths(acts, solver=s, dt=0.1, t1=60.0) for s in ("euler", "rk4")}
+    return drift, portraits
+
+
+def _prepare(activations: tuple):
+    paths = figure_paths(activations)
+    from .._plot import _plt
+
+    _plt()  # matplotlib's import, off the sweep's end
+    return activations, paths
+
+
+def start_figure_paths(activations) -> concurrent.futures.Future:
+    """`figure_paths` (and matplotlib's import) in a background thread, started beside the
+    sweep: their compilation and run hide behind the sweep's instead of following it."""
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="oscillax-figures")
+    future = pool.submit(_prepare, tuple(activations))
+    pool.shutdown(wait=False)
+    return future
+
+
+def run_figures(table, spec, outdir, paths: concurrent.futures.Future | None = None) -> list:
+    """The figures of a run's table (`_plot.atlas_figures`), with the example paths of its
+    activations: those of `paths` (`start_figure_paths`) when they are for the table's
+    activations, else computed here, one engine call per solver for all of them."""
+    from .._plot import atlas_figures
+
+    acts = tuple(pd.unique(table["activation"]))
+    pre = None
+    if paths is not None:
+        try:
+            got, pre = paths.result()
+        except Exception:  # computed again below, where an error is raised plainly
+            got = None
+        if got != acts:
+            pre = None
+    drift, portraits = pre if pre is not None else figure_paths(acts)
     return atlas_figures(table, spec, outdir, drift, portraits)

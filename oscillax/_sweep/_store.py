@@ -12,6 +12,15 @@ Layout::
 
 Parts are written to a temporary name and renamed, so a part file is either complete or
 absent: after Ctrl-C, `kill -9` or a crash, `--resume` recomputes only missing chunks.
+(Parts skip the fsync: after a power loss a resume reads every part and recomputes one it
+cannot read; results.parquet and the metadata files are fsynced.)
+
+results.parquet is merged from the parts (`merge_parts`: in memory up to `MERGE_ROWS`
+rows, else streamed by a `pyarrow` ParquetWriter, bucketed by traj_id where the chunks are
+not in traj_id order), or, for a large fresh run whose chunks are in traj_id order, written
+beside the parts as they are written (`ResultsAppender`). Strings (axis names, statuses)
+are dictionary-encoded, floats not (a dictionary tried on every float column made the
+writes ~4x slower).
 
 The directory is a small transactional store:
 - `writer.lock` (pid, host, start time) is held while a single-process sweep writes; a
@@ -25,6 +34,7 @@ The directory is a small transactional store:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -49,7 +59,8 @@ _PART_RE = re.compile(r"part-(\d{5,})\.parquet")
 _TMP_RE = re.compile(r"\..+\.tmp-\d+")
 # Version 2: one program per (dim, solver); chunks mix forms and activations, so a run's
 # chunks differ from version 1's.
-FORMAT_VERSION = 2
+# Version 3: the axis columns gamma and bias, the theory column theory_gamma_star.
+FORMAT_VERSION = 3
 
 
 class RunDirError(ValueError):
@@ -60,12 +71,16 @@ def part_path(run: Path, chunk: int) -> Path:
     return run / PARTS_DIR / f"part-{chunk:05d}.parquet"
 
 
-def atomic_write(path: Path, write) -> None:
-    """`write(tmp_path)`, fsync, then rename onto `path`: the file is complete or absent."""
+def atomic_write(path: Path, write, durable: bool = True) -> None:
+    """`write(tmp_path)`, fsync (`durable`), then rename onto `path`: the file is complete
+    or absent, whatever happens to the process. Without the fsync a power loss (not a
+    kill) can leave an empty or truncated file under the final name: parts skip it, as
+    resuming reads every part and recomputes one it cannot read (~10 ms a part here)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     write(tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
+    if durable:
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -77,12 +92,88 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def _arrow(df: pd.DataFrame):
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+def _dictionary_columns(schema) -> list[str]:
+    """The columns worth dictionary-encoding: the strings (axis names, status). Measured:
+    trying a dictionary on every float column made parquet writes ~4x slower."""
+    import pyarrow as pa
+
+    return [f.name for f in schema
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or pa.types.is_dictionary(f.type)]
+
+
+def _write_arrow(path, table) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path, use_dictionary=_dictionary_columns(table.schema))
+
+
 def write_table(path: Path, df: pd.DataFrame) -> None:
-    atomic_write(path, lambda p: df.to_parquet(p, index=False))
+    table = _arrow(df)
+    atomic_write(path, lambda p: _write_arrow(p, table))
 
 
 def write_part(run: Path, chunk: int, df: pd.DataFrame) -> None:
-    write_table(part_path(run, chunk), df)
+    write_part_appending(run, chunk, df, None)
+
+
+class ResultsAppender:
+    """`results.parquet` written while the parts are, for a fresh run whose chunks follow
+    each other in traj_id order: each part's rows are appended (one parquet writer, a
+    temporary name) as its part is written, and `close()` renames the file into place once
+    all `n_rows` are in. Killed before that, only a temporary file is left (removed on
+    resume, which merges the parts)."""
+
+    def __init__(self, run: Path, n_rows: int):
+        self.path = run / RESULTS_FILE
+        self.tmp = run / f".{RESULTS_FILE}.tmp-{os.getpid()}"
+        self.n_rows, self.rows = int(n_rows), 0
+        self.writer = None
+
+    def append(self, table) -> None:
+        import pyarrow.parquet as pq
+
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, table.schema,
+                                           use_dictionary=_dictionary_columns(table.schema))
+        self.writer.write_table(_conform(table, self.writer.schema))
+        self.rows += table.num_rows
+
+    def close(self) -> bool:
+        """Finish the file; True when it holds every row (and is now `results.parquet`)."""
+        if self.writer is None:
+            return False
+        self.writer.close()
+        self.writer = None
+        if self.rows != self.n_rows:
+            self.tmp.unlink(missing_ok=True)
+            return False
+        with open(self.tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(self.tmp, self.path)
+        return True
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+            self.writer = None
+        self.tmp.unlink(missing_ok=True)
+
+
+def write_part_appending(run: Path, chunk: int, df: pd.DataFrame,
+                         results: ResultsAppender | None) -> None:
+    """`write_part`, then (when given) the same rows appended to the results."""
+    table = _arrow(df)
+    atomic_write(part_path(run, chunk), lambda p: _write_arrow(p, table), durable=False)
+    if results is not None:
+        results.append(table)
 
 
 def write_results(run: Path, df: pd.DataFrame) -> None:
@@ -211,6 +302,144 @@ def read_parts(run: Path, chunks=None) -> pd.DataFrame:
             raise RunDirError(f"the parts in {str(run)!r} hold some trajectories twice; "
                               "start a new run with --force.")
     return df.sort_values("traj_id", kind="stable").reset_index(drop=True)
+
+
+MERGE_ROWS = 1 << 18
+"""Runs of up to this many trajectories are merged in memory; larger ones stream, holding
+about this many rows at a time (`merge_parts`)."""
+
+
+def _missing_error(run: Path, missing) -> RunDirError:
+    some = ", ".join(str(i) for i in missing[:8])
+    return RunDirError(
+        f"{len(missing)} chunk part(s) (e.g. {some}) are missing in {str(run)!r}: "
+        "finish the run with `oscillax atlas --resume DIR` (ox.sweep(None, out=DIR, "
+        "resume=True)).")
+
+
+def _read_part(path: Path, chunk):
+    """A part as an arrow table sorted by traj_id, checked to hold exactly `chunk`'s
+    members."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several error types for damaged files
+        raise RunDirError(
+            f"chunk part {str(path)!r} cannot be read ({type(e).__name__}: {e}); resume the "
+            "run (--resume DIR) to recompute it.") from None
+    ids = table.column("traj_id").to_numpy() if "traj_id" in table.column_names else None
+    if ids is None or not np.array_equal(np.sort(ids), _members(chunk)):
+        n = 0 if ids is None else len(ids)
+        distinct = 0 if ids is None else len(np.unique(ids))
+        raise RunDirError(
+            f"chunk part {str(path)!r} does not hold exactly its chunk's "
+            f"{chunk.n_members} trajectories (it has {n}, {distinct} distinct); another "
+            "writer or a hand edit changed it. Delete it and resume the run (--resume DIR) "
+            "to recompute it.")
+    if ids.size > 1 and np.any(ids[1:] < ids[:-1]):
+        table = table.take(np.argsort(ids, kind="stable"))
+    return table
+
+
+def _conform(table, schema):
+    """`table` with exactly `schema` (a part written by another run of the same format may
+    differ in pandas metadata or a column's width)."""
+    if table.schema.equals(schema, check_metadata=False):
+        return table.replace_schema_metadata(schema.metadata)
+    return table.select(schema.names).cast(schema)
+
+
+def merge_parts(run: Path, chunks) -> pd.DataFrame | None:
+    """Merge the parts of every chunk of the plan into `results.parquet`, sorted by traj_id,
+    checking that each part holds exactly its chunk's members (the chunks partition the
+    grid, so every trajectory appears exactly once).
+
+    Up to `MERGE_ROWS` rows: in memory, and the merged table is returned. Larger: streamed
+    with a `pyarrow.parquet.ParquetWriter` (None is returned): parts that follow each
+    other in traj_id order are copied one at a time; otherwise rows are first bucketed by
+    traj_id range into temporary files, then each bucket is sorted and written. Memory
+    stays about one part plus one bucket, whatever the number of trajectories."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = {i: p for i, p in _part_files(run, warn=True).items() if 0 <= i < len(chunks)}
+    if not files:
+        raise RunDirError(f"run directory {str(run)!r} has no finished chunks.")
+    missing = sorted(set(range(len(chunks))) - set(files))
+    if missing:
+        raise _missing_error(run, missing)
+    n = sum(c.n_members for c in chunks)
+    dest = run / RESULTS_FILE
+    if n <= MERGE_ROWS:
+        table = pa.concat_tables(
+            [_read_part(files[i], chunks[i]) for i in range(len(chunks))],
+            promote_options="permissive")
+        table = table.take(np.argsort(table.column("traj_id").to_numpy(), kind="stable"))
+        atomic_write(dest, lambda p: _write_arrow(p, table))
+        return table.to_pandas()
+    lo = np.array([_members(c)[0] for c in chunks])
+    hi = np.array([_members(c)[-1] for c in chunks])
+    in_order = bool(np.all(hi[:-1] < lo[1:]))
+
+    def write(tmp):
+        writer = None
+        try:
+            if in_order:
+                for i in range(len(chunks)):
+                    t = _read_part(files[i], chunks[i])
+                    if writer is None:
+                        writer = pq.ParquetWriter(
+                            tmp, t.schema, use_dictionary=_dictionary_columns(t.schema))
+                    writer.write_table(_conform(t, writer.schema))
+            else:
+                writer = _bucket_merge(run, chunks, files, tmp, n)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    atomic_write(dest, write)
+    return None
+
+
+def _bucket_merge(run: Path, chunks, files, tmp, n: int):
+    """Pass 1: each part's rows go to the bucket of their traj_id range (a temporary
+    parquet file per bucket, at most 256 of them); pass 2: each bucket, sorted, is appended
+    to the results. Returns the open results writer."""
+    import pyarrow.parquet as pq
+
+    rows = max(MERGE_ROWS, -(-n // 256))
+    n_buckets = -(-n // rows)
+    work = run / f".merge.tmp-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    buckets: dict[int, pq.ParquetWriter] = {}
+    schema = None
+    try:
+        for i in range(len(chunks)):
+            t = _read_part(files[i], chunks[i])
+            schema = t.schema if schema is None else schema
+            t = _conform(t, schema)
+            ids = t.column("traj_id").to_numpy()
+            edges = np.searchsorted(ids, np.arange(n_buckets + 1) * rows)
+            for b in np.flatnonzero(np.diff(edges)):
+                if b not in buckets:
+                    buckets[b] = pq.ParquetWriter(work / f"b{b:05d}.parquet", schema,
+                                                  compression="none")
+                buckets[b].write_table(t.slice(edges[b], edges[b + 1] - edges[b]))
+        for w in buckets.values():
+            w.close()
+        out = pq.ParquetWriter(tmp, schema, use_dictionary=_dictionary_columns(schema))
+        for b in sorted(buckets):
+            t = pq.read_table(work / f"b{b:05d}.parquet")
+            out.write_table(_conform(t.take(np.argsort(t.column("traj_id").to_numpy(),
+                                                       kind="stable")), schema))
+        return out
+    finally:
+        for w in buckets.values():
+            with contextlib.suppress(Exception):
+                w.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # -- the writer's lock ---------------------------------------------------------------------

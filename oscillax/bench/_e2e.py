@@ -8,8 +8,16 @@
   same matrices and starts in the same fresh process. The first call (what a script pays,
   compilation included) and the steady state (a second call) are both reported.
 
+- `e2e-sweep` also runs the main job at scale: `ox.sweep(spec, out=DIR)` of many short
+  trajectories (W2, 1e6 trajectories x 1e3 steps; `--quick`: 65536 x 200), results
+  streamed to parquet, beside the engine on one wide batch in the same fresh process
+  (`integrate_monitored` as the sweep calls it, on the sweep's widest call: one chunk per
+  device), reported as a ratio, with the process's peak RSS (`resource.getrusage`); a run
+  a tenth the size gives the RSS it is compared with (memory flat in the trajectories).
+
 `python -m oscillax.bench._e2e sweep --seeds 4096 --steps 100000` runs one sweep child and
-prints one JSON line.
+`python -m oscillax.bench._e2e stream --seeds 1000000 --steps 1000` one streamed-sweep
+child; each prints one JSON line.
 """
 
 from __future__ import annotations
@@ -156,6 +164,87 @@ def _sweep_child(seeds: int, steps: int, dt: float) -> dict:
     return out
 
 
+def _peak_rss_mb() -> float:
+    import resource
+
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / (1024 * 1024) if sys.platform == "darwin" else kb / 1024  # bytes on macOS
+
+
+def _stream_child(seeds: int, steps: int, dt: float, repeats: int = 3) -> dict:
+    """In this (fresh) process: `ox.sweep(spec, out=DIR)` of W2 (first call, then a second,
+    steady one), then the engine alone on the sweep's widest call, same process."""
+    t_import = time.perf_counter()
+    import oscillax as ox  # as a script does: nothing configured
+
+    import_s = time.perf_counter() - t_import
+    import jax
+
+    from oscillax import _distributed
+    from oscillax._sweep import _run
+    from oscillax._sweep._cases import chunk_inputs
+    from oscillax._sweep._plan import grid, plan
+
+    spec = ox.SweepSpec(forms=("pre",), activations=("tanh",), solvers=("euler",), dts=(dt,),
+                        dims=(2,), amplitudes=(1.0,), seeds=seeds, steps=steps)
+    ts = seeds * steps
+    out = {"seeds": seeds, "steps": steps, "dt": dt, "traj_steps": ts,
+           "devices": jax.local_device_count(), "import_s": import_s,
+           "chunk_size": _run.auto_chunk_size(spec), "rss_import_mb": _peak_rss_mb()}
+    with tempfile.TemporaryDirectory(prefix="oscillax-e2e-stream-") as tmp:
+        run = Path(tmp) / "run"
+        t0 = time.perf_counter()
+        r1 = ox.sweep(spec, out=run, figures=False)
+        out["ox_first_s"] = time.perf_counter() - t0
+        out["rss_first_mb"] = _peak_rss_mb()
+        n1 = r1.summary["trajectories"]
+        del r1
+        t0 = time.perf_counter()
+        r2 = ox.sweep(spec, out=run, figures=False, force=True)
+        out["ox_warm_s"] = time.perf_counter() - t0
+        out["rss_warm_mb"] = _peak_rss_mb()
+        out["parts"] = len(list((run / "parts").glob("part-*.parquet")))
+        out["results_mb"] = (run / "results.parquet").stat().st_size / 2**20
+        assert n1 == r2.summary["trajectories"] == seeds
+        del r2
+
+    # the engine alone: the sweep's own widest call (one chunk per device), inputs ready
+    place = _distributed.default_place()
+    slots = getattr(place, "device_count", 1) if place is not None else 1
+    width = out["chunk_size"]
+    espec = ox.SweepSpec(forms=("pre",), activations=("tanh",), solvers=("euler",), dts=(dt,),
+                         dims=(2,), amplitudes=(1.0,), seeds=width * slots, steps=steps)
+    rows = grid(espec).set_index("traj_id", drop=False)
+    batch = plan(espec, width)[:slots]
+    ins = [chunk_inputs(espec, c, rows) for c in batch]
+    call = lambda: jax.block_until_ready(_run._call(espec, batch[0], ins, place)[0])
+    t0 = time.perf_counter()
+    call()
+    out["engine_first_s"] = time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - t0)
+    out["engine_batch"] = width * slots
+    out["engine_rate"] = width * slots * steps / best
+    out["ox_rate"] = ts / out["ox_warm_s"]
+    out["ox_first_rate"] = ts / out["ox_first_s"]
+    out["ratio_warm"] = out["ox_rate"] / out["engine_rate"]
+    out["ratio_first"] = out["ox_first_rate"] / out["engine_rate"]
+    return out
+
+
+def run_stream_child(seeds: int, steps: int, dt: float = 0.01) -> dict:
+    cmd = [sys.executable, "-m", _SWEEP_CHILD, "stream", "--seeds", str(seeds), "--steps",
+           str(steps), "--dt", str(dt)]
+    p = subprocess.run(cmd, env=_fresh_env(), capture_output=True, text=True,
+                       cwd=tempfile.gettempdir())
+    if p.returncode != 0:
+        raise RuntimeError(f"stream child failed ({p.returncode}): {p.stderr[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
 def run_sweep_child(seeds: int, steps: int, dt: float = 0.01) -> dict:
     cmd = [sys.executable, "-m", _SWEEP_CHILD, "sweep", "--seeds", str(seeds), "--steps",
            str(steps), "--dt", str(dt)]
@@ -174,10 +263,14 @@ class SweepScript:
 
     def __init__(self, quick: bool, repeats: int):
         self.sizes = [(4096, 2_000)] if quick else [(4096, 100_000), (65536, 10_000)]
+        # the main job at scale: many short trajectories streamed to parquet
+        self.stream = (65536, 200) if quick else (1_000_000, 1_000)
 
     def impls(self) -> list[_Row]:
+        s, n = self.stream
         return [_Row(f"{impl} B{s}x{n}") for s, n in self.sizes
-                for impl in ("ox.sweep", "diffrax-vmap")]
+                for impl in ("ox.sweep", "diffrax-vmap")] + [
+            _Row(f"ox.sweep->parquet B{s}x{n}"), _Row(f"engine B{s}x{n}")]
 
     def run(self, log=print) -> dict:
         rows, extra = [], {}
@@ -201,9 +294,46 @@ class SweepScript:
                         f"{m['ratio_first']:.2f}x first call" if pre == "ox" else ""))))
             log(f"    ox.sweep {m['ox_warm_s']:.3f} s, diffrax {m['diffrax_warm_s']:.3f} s: "
                 f"{m['ratio_warm']:.2f}x steady, {m['ratio_first']:.2f}x first call")
+        rows += self._stream(extra, log)
         return {"name": self.name, "title": self.title,
-                "params": {"sizes": self.sizes}, "traj_steps": None,
+                "params": {"sizes": self.sizes, "stream": self.stream}, "traj_steps": None,
                 "results": [r.to_json() for r in rows], "extra": extra}
+
+
+    def _stream(self, extra: dict, log) -> list:
+        seeds, steps = self.stream
+        key = f"B{seeds}x{steps}"
+        log(f"  {self.name}: ox.sweep(out=DIR) of {seeds:,} x {steps} steps (fresh process) ...")
+        m = run_stream_child(seeds, steps)
+        small = run_stream_child(max(seeds // 10, 1), steps)  # the RSS it is compared with
+        m["rss_warm_mb_tenth"] = small["rss_warm_mb"]
+        extra[f"stream {key}"] = m
+        log(f"    ox.sweep {m['ox_warm_s']:.2f} s ({m['ox_rate']:.3g} traj-steps/s), engine "
+            f"{m['engine_rate']:.3g}: {m['ratio_warm']:.2f} of the engine; peak RSS "
+            f"{m['rss_warm_mb']:.0f} MB ({small['rss_warm_mb']:.0f} MB at a tenth)")
+        sweep = Result(
+            impl=f"ox.sweep->parquet {key}", status=OK, first_call_s=m["ox_first_s"],
+            run_s=m["ox_warm_s"], compile_s=max(m["ox_first_s"] - m["ox_warm_s"], 0.0),
+            traj_steps=m["traj_steps"], traj_steps_per_s=m["ox_rate"], ratio_to_oscillax=1.0,
+            note=(f"{m['ratio_warm']:.2f}x the engine's rate ({m['ratio_first']:.2f}x first "
+                  f"call); chunks of {m['chunk_size']}, {m['parts']} parts; peak RSS "
+                  f"{m['rss_warm_mb']:.0f} MB, {m['rss_warm_mb_tenth']:.0f} MB for a tenth "
+                  "of the trajectories"),
+            peak_mem_bytes=int(m["rss_warm_mb"] * 2**20),
+            mem_method="peak RSS of the fresh process (resource.getrusage), both sweeps",
+            description="ox.sweep(spec, out=DIR) from a fresh script: W2, one random A per "
+                        "trajectory, results streamed to parquet")
+        engine_s = m["engine_batch"] * steps / m["engine_rate"]
+        engine = Result(
+            impl=f"engine B{seeds}x{steps}", status=OK, first_call_s=m["engine_first_s"],
+            run_s=engine_s, compile_s=max(m["engine_first_s"] - engine_s, 0.0),
+            traj_steps=m["engine_batch"] * steps,
+            traj_steps_per_s=m["engine_rate"],
+            ratio_to_oscillax=m["engine_rate"] / m["ox_rate"],  # as the table's other rows
+            note=f"integrate_monitored on one call of {m['engine_batch']:,} (the sweep's "
+                 f"widest: one chunk per device, {m['devices']} devices)",
+            description="the sweep's engine call alone, inputs ready, same process")
+        return [sweep, engine]
 
 
 def main(argv=None) -> None:
@@ -213,8 +343,13 @@ def main(argv=None) -> None:
     s.add_argument("--seeds", type=int, default=4096)
     s.add_argument("--steps", type=int, default=100_000)
     s.add_argument("--dt", type=float, default=0.01)
+    t = sub.add_parser("stream")
+    t.add_argument("--seeds", type=int, default=1_000_000)
+    t.add_argument("--steps", type=int, default=1_000)
+    t.add_argument("--dt", type=float, default=0.01)
     a = ap.parse_args(argv)
-    print(json.dumps(_sweep_child(a.seeds, a.steps, a.dt)))
+    child = _sweep_child if a.what == "sweep" else _stream_child
+    print(json.dumps(child(a.seeds, a.steps, a.dt)))
 
 
 if __name__ == "__main__":

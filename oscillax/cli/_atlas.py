@@ -29,8 +29,10 @@ def atlas(
         "--resume", show_default=False, help="Finish the run in this directory.")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Overwrite an existing --out run directory.")] = False,
-    chunk_size: Annotated[int, typer.Option(
-        "--chunk-size", help="Trajectories per compiled call.")] = 1024,
+    chunk_size: Annotated[int | None, typer.Option(
+        "--chunk-size", show_default=False,
+        help="Trajectories per chunk (each device's share of a compiled call). Default: "
+        "from the spec, 1024 for long runs, wider for short ones.")] = None,
     no_figures: Annotated[bool, typer.Option(
         "--no-figures", help="Skip drawing the figures.")] = False,
     list_specs: Annotated[bool, typer.Option(
@@ -56,7 +58,7 @@ def atlas(
         return _copy(copy, spec)
     if resume is not None and (spec is not None or out is not None):
         fail("--resume DIR finishes an existing run with its own spec; don't pass SPEC or --out.")
-    if chunk_size < 1:
+    if chunk_size is not None and chunk_size < 1:
         fail(f"--chunk-size must be >= 1; got {chunk_size}.")
     from .. import _distributed
 
@@ -171,6 +173,10 @@ def _run(spec_path, label, out, resume, force, chunk_size, no_figures, ctx):
                             figures=not no_figures, **ctx), resume
         run_dir = out if out is not None else Path("runs") / time.strftime("atlas-%Y%m%d-%H%M%S")
         spec_obj = ox.SweepSpec.from_toml(spec_path)
+        if chunk_size is None:
+            from .._sweep._run import auto_chunk_size
+
+            chunk_size = auto_chunk_size(spec_obj)
         Console().print(
             f"[bold]oscillax atlas[/bold]  spec {escape(str(label))}  ->  "
             f"{escape(str(run_dir))}\n{spec_obj.n_trajectories:,} trajectories, "

@@ -45,6 +45,12 @@ def _plt():
     return plt
 
 
+def _null_locator():
+    from matplotlib.ticker import NullLocator
+
+    return NullLocator()
+
+
 def _mode(s: pd.Series) -> str:
     return s.value_counts().idxmax()
 
@@ -106,6 +112,8 @@ def _atlas_axes(sub, y, title, draw, limit, spectral_radius, path, colorbar=None
             if 0 < limit < np.inf:
                 ax.axvline(limit / spectral_radius, color="#1f77b4", lw=1.2, ls="--")
             ax.set_xscale("log")
+            # no minor ticks: on 14 log panels they cost more to lay out than the cells
+            ax.xaxis.set_minor_locator(_null_locator())
             if i == 0:
                 ax.set_title(act, fontsize=9)
             if j == 0:

@@ -198,26 +198,38 @@ def chunk_rows(spec: SweepSpec, chunk: Chunk, sel: pd.DataFrame, out,
     # the settled size of a cycle: its largest norm over the last quarter of the run
     meas["cycle_amplitude"] = np.where(status == TrajectoryClass.CYCLE,
                                        meas["late_amplitude"], np.nan)
-    df = sel.reset_index(drop=True).copy()
-    for k, v in meas.items():
-        df[k] = v
-    h = df["dt"].to_numpy()
+    # one frame from a dict of columns (inserting columns one by one into a frame cost
+    # more than the rest of the chunk's host work)
+    cols = {c: sel[c].array for c in sel.columns}
+    cols.update(meas)
+    h = sel["dt"].to_numpy()
     # linear theory of the top eigen-pair -gamma +- i omega of A - gamma I (gamma: pre only)
-    gam = df["gamma"].to_numpy() if spec.has_gamma else None
+    gam = sel["gamma"].to_numpy() if spec.has_gamma else None
     amp_theory = amplification(chunk.solver, h, spec.spectral_radius, gamma=gam)
-    df["theory_amplification"] = amp_theory
+    cols["theory_amplification"] = amp_theory
     # growth rate of log E with E ~ |x|^2 (the linear system's invariant): 2 log|R| / h
-    df["theory_rate"] = 2.0 * np.log(amp_theory) / h
+    cols["theory_rate"] = 2.0 * np.log(amp_theory) / h
     # the smallest gamma >= 0 that stops the solver amplifying the top pair +- i omega_max
     # (omega_max = the spectral radius A is scaled to; 0 for n = 1, where A = 0): 0 where
     # it is stable without diffusion, NaN where no gamma is enough (Euler h omega > 1)
-    omega = np.where(df["dim"].to_numpy() > 1, spec.spectral_radius, 0.0)
-    df["theory_gamma_star"] = gamma_star(h, omega, chunk.solver)
-    df["growth_law"] = np.asarray(GROWTH_LAW_NAMES, object)[law.astype(np.int64)]
-    df["status"] = np.asarray(STATUS_NAMES, object)[status.astype(np.int64)]
-    df["map_lyapunov"] = np.asarray(out.map_lyapunov, np.float64)
-    cols = [c for c in MEASURED if c != "map_lyapunov" or spec.lyapunov]
-    return df[["traj_id", *AXES, *cols, "growth_law", "status"]]
+    omega = np.where(sel["dim"].to_numpy() > 1, spec.spectral_radius, 0.0)
+    cols["theory_gamma_star"] = gamma_star(h, omega, chunk.solver)
+    text = sel["activation"].dtype
+    cols["growth_law"] = _names(GROWTH_LAW_NAMES, law, text)
+    cols["status"] = _names(STATUS_NAMES, status, text)
+    cols["map_lyapunov"] = np.asarray(out.map_lyapunov, np.float64)
+    names = ["traj_id", *AXES, *(c for c in MEASURED if c != "map_lyapunov" or spec.lyapunov),
+             "growth_law", "status"]
+    return pd.DataFrame({k: cols[k] for k in names}, copy=False)
+
+
+def _names(names, codes, dtype):
+    """The names of integer codes as a pandas array of `dtype` (a string column's)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pd.array(pc.take(pa.array(list(names)), pa.array(np.asarray(codes, np.int64))),
+                    dtype=dtype)
 
 
 def compile_ahead(spec: SweepSpec, batches: list[list[Chunk]], rows, place, slots: int):

@@ -127,13 +127,12 @@ def _quarters(q: QuarterMax, nrm2, at, end, steps) -> QuarterMax:
     q4 = at & (end > steps - steps // 4)
     q3 = at & (end > steps // 2) & ~q4
     q1 = at & (end <= steps // 4)
-    one = jnp.ones_like(q.n3)
     return QuarterMax(
         q1=jnp.where(q1, jnp.maximum(q.q1, nrm2), q.q1),
         q3=jnp.where(q3, jnp.maximum(q.q3, nrm2), q.q3),
         q4=jnp.where(q4, jnp.maximum(q.q4, nrm2), q.q4),
-        n3=q.n3 + jnp.where(q3, one, 0 * one),
-        n4=q.n4 + jnp.where(q4, one, 0 * one),
+        n3=q.n3 + q3.astype(q.n3.dtype),
+        n4=q.n4 + q4.astype(q.n4.dtype),
     )
 
 

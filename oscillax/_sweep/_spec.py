@@ -35,10 +35,6 @@ MAX_DIM = 4096
 MAX_AXIS = 10**6
 """Largest number of values on one axis (`dts.num`, `seeds`)."""
 
-# [thresholds] ranges: (lower bound, open?) ; NaN and inf are always refused.
-_THRESHOLD_RANGES = THRESHOLD_RANGES
-
-
 class SpecError(ValueError):
     """A sweep spec that cannot be run; the message names the key and the fix."""
 
@@ -80,7 +76,7 @@ def _check_thresholds(th) -> None:
                     f"upward zero-crossings or block ends); got {v!r}. Write e.g. {k} = "
                     f"{f.default}.")
             continue
-        lo, open_ = _THRESHOLD_RANGES[k]
+        lo, open_ = THRESHOLD_RANGES[k]  # (lower bound, open?); NaN and inf refused
         if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
             raise SpecError(f"sweep spec [thresholds] `{k}` must be a number; got {v!r}.")
         ok = math.isfinite(v) and (v > lo if open_ else v >= lo)

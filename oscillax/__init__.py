@@ -25,9 +25,6 @@ from ._field import VectorField as VectorField
 from ._skew import random_skew as random_skew
 from ._skew import skew as skew
 from ._skew import skew_from_frequencies as skew_from_frequencies
-from ._solve import Status as Status
-from ._solve import Trajectory as Trajectory
-from ._solve import simulate as simulate
 from ._solver import ADAPTIVE_SOLVERS as ADAPTIVE_SOLVERS
 from ._solver import FIXED_SOLVERS as FIXED_SOLVERS
 from ._solver import SOLVERS as SOLVERS
@@ -38,32 +35,12 @@ try:
 except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
     __version__ = "0+unknown"
 
-# fitting, sweeps and theory
+# sweeps and theory
 from ._classify import GROWTH_LAW_NAMES as GROWTH_LAW_NAMES
 from ._classify import STATUS_NAMES as STATUS_NAMES
 from ._classify import GrowthLaw as GrowthLaw
 from ._classify import Thresholds as Thresholds
 from ._classify import TrajectoryClass as TrajectoryClass
-from ._fit import FitResult as FitResult
-from ._fit import SkewGenerator as SkewGenerator
-from ._fit import fit as fit
-from ._fit import load_fit as load_fit
-from ._fit import spectral_peaks as spectral_peaks
-
-# periodic orbits, Floquet multipliers, Poincaré maps
-from ._flow import FlowJacobian as FlowJacobian
-from ._flow import flow_jacobian as flow_jacobian
-
-# Lyapunov spectra (flows, solver maps, discrete maps)
-from ._lyapunov import IteratedMap as IteratedMap
-from ._lyapunov import LyapunovSpectrum as LyapunovSpectrum
-from ._lyapunov import lyapunov_spectrum as lyapunov_spectrum
-from ._orbit import OrbitStatus as OrbitStatus
-from ._orbit import PeriodicOrbit as PeriodicOrbit
-from ._orbit import periodic_orbit as periodic_orbit
-from ._poincare import PoincareSection as PoincareSection
-from ._poincare import SectionStatus as SectionStatus
-from ._poincare import poincare_map as poincare_map
 from ._sweep import SweepResult as SweepResult
 from ._sweep import case as sweep_case  # noqa: F401  (public: ox.sweep_case)
 from ._sweep import load_sweep as load_sweep
@@ -76,3 +53,31 @@ from ._theory import gamma_band as gamma_band
 from ._theory import gamma_star as gamma_star
 from ._theory import growth_rate as growth_rate
 from ._theory import stability_limit as stability_limit
+
+# Loaded when first used (PEP 562), so that `import oscillax` (and the atlas command) does
+# not import diffrax, optimistix and scipy.optimize: simulation, fitting, periodic orbits,
+# Floquet multipliers, Poincaré maps and Lyapunov spectra.
+_LAZY = {
+    "._solve": ("Status", "Trajectory", "simulate"),
+    "._fit": ("FitResult", "SkewGenerator", "fit", "load_fit", "spectral_peaks"),
+    "._flow": ("FlowJacobian", "flow_jacobian"),
+    "._lyapunov": ("IteratedMap", "LyapunovSpectrum", "lyapunov_spectrum"),
+    "._orbit": ("OrbitStatus", "PeriodicOrbit", "periodic_orbit"),
+    "._poincare": ("PoincareSection", "SectionStatus", "poincare_map"),
+}
+_LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'oscillax' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_NAMES))

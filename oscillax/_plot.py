@@ -51,8 +51,29 @@ def _null_locator():
     return NullLocator()
 
 
-def _mode(s: pd.Series) -> str:
-    return s.value_counts().idxmax()
+def _group_mode(frame: pd.DataFrame, keys: list[str], value: str = "status") -> pd.Series:
+    """The most common `value` (a status) of each group of `keys`, ties to the status named
+    first in `STATUS_NAMES`; a Series indexed by the groups. Counted in one pass (a
+    per-group `value_counts` cost about half of each atlas figure)."""
+    names = list(STATUS_NAMES)
+    extra = [v for v in pd.unique(frame[value]) if v not in names]
+    names += sorted(extra)
+    codes = pd.Categorical(frame[value], categories=names).codes
+    groups = frame.groupby(keys, sort=False)
+    gid = groups.ngroup().to_numpy()
+    counts = np.zeros((groups.ngroups, len(names)), np.int64)
+    np.add.at(counts, (gid, codes), 1)
+    return pd.Series(np.asarray(names, object)[counts.argmax(axis=1)],
+                     index=groups.size().index)
+
+
+def _group_median_abs(frame: pd.DataFrame, keys: list[str], value: str) -> pd.Series:
+    """The median of |`value`| of each group of `keys`, NaN where a member is NaN."""
+    v = np.abs(frame[value].to_numpy(np.float64))
+    key_cols = [frame[k] for k in keys]
+    med = pd.Series(v, index=frame.index).groupby(key_cols, sort=False).median()
+    nan = pd.Series(np.isnan(v), index=frame.index).groupby(key_cols, sort=False).any()
+    return med.mask(nan.reindex(med.index).to_numpy())
 
 
 def _row_keys(sub: pd.DataFrame, cols: list[str]) -> list[tuple]:
@@ -60,13 +81,14 @@ def _row_keys(sub: pd.DataFrame, cols: list[str]) -> list[tuple]:
 
 
 def _cells(sub: pd.DataFrame, y: str, value: str, agg):
-    """Per (form, activation): a (rows, len(dts)) array of `agg` of `value` over seeds,
-    rows = (dim, `y`, and gamma / bias where they vary; `_row_axes`)."""
+    """Per (form, activation): a (rows, len(dts)) array of `agg(frame, keys, value)` of
+    `value` over seeds (`_group_mode`, `_group_median_abs`), rows = (dim, `y`, and gamma /
+    bias where they vary; `_row_axes`)."""
     cols = _row_axes(sub, y)
     dts = np.sort(sub["dt"].unique())
     ys = _row_keys(sub, cols)
     index = {k: i for i, k in enumerate(ys)}
-    g = sub.groupby(["form", "activation", *cols, "dt"], sort=False)[value].agg(agg)
+    g = agg(sub, ["form", "activation", *cols, "dt"], value)
     out = {}
     for key, v in g.items():
         form, act, row, dt = key[0], key[1], key[2:-1], key[-1]
@@ -161,7 +183,7 @@ def atlas_figure(table: pd.DataFrame, solver: str, spectral_radius: float, path:
     from ._theory import stability_limit
 
     sub = table[table["solver"] == solver]
-    cells, _, _ = _cells(sub, y, "status", _mode)
+    cells, _, _ = _cells(sub, y, "status", _group_mode)
     cmap, norm, code = _status_cmap()
 
     def draw(ax, form, act, ex, ey):
@@ -186,7 +208,7 @@ def growth_figure(table: pd.DataFrame, solver: str, spectral_radius: float, path
     from ._theory import stability_limit
 
     sub = table[table["solver"] == solver]
-    cells, _, _ = _cells(sub, y, "growth_rate", lambda v: float(np.median(np.abs(v))))
+    cells, _, _ = _cells(sub, y, "growth_rate", _group_median_abs)
     norm = LogNorm(vmin=1e-6, vmax=10.0)
 
     def draw(ax, form, act, ex, ey):
@@ -275,7 +297,7 @@ def gamma_figure(table: pd.DataFrame, solver: str, spectral_radius: float, path:
             ax = axes[i][j]
             cell = sub[in_row & (sub["activation"] == act)]
             Z = np.full((len(gammas), len(dts)), np.nan)
-            for (g, dt), st in cell.groupby(["gamma", "dt"])["status"].agg(_mode).items():
+            for (g, dt), st in _group_mode(cell, ["gamma", "dt"]).items():
                 Z[int(np.searchsorted(gammas, g)), int(np.searchsorted(dts, dt))] = code.get(
                     st, np.nan)
             ax.pcolormesh(ex, ey, np.ma.masked_invalid(Z), cmap=cmap, norm=norm,
@@ -351,28 +373,23 @@ def drift_figure(paths: dict, path: Path, *, dt: float, solver: str, form: str):
     return path
 
 
-def phase_portraits(paths: dict, path: Path, *, dt: float, t1: float, form: str):
+def phase_portraits(paths: dict, path: Path, *, dt: float, t1: float, form: str,
+                    levels: dict | None = None):
     """2D phase portraits over the level sets of the invariant.
 
-    `paths`: `{solver: {"xs": {activation: (T, 2)}}}`, one colour per solver."""
-    import jax.numpy as jnp
-
-    from ._field import FORMS
-    from ._skew import skew_from_frequencies
-
+    `paths`: `{solver: {"xs": {activation: (T, 2)}}}`, one colour per solver; `levels`:
+    `portrait_levels(activations, form)` (computed here when None)."""
     plt = _plt()
-    A = skew_from_frequencies([1.0])
     activations = list(next(iter(paths.values()))["xs"])
+    if levels is None or any(a not in levels["V"] for a in activations):
+        levels = portrait_levels(activations, form)
     cols = len(activations)
     fig, axes = plt.subplots(1, cols, figsize=(2.4 * cols, 2.6), squeeze=False)
-    lim = 4.0
-    g = np.linspace(-lim, lim, 201)
-    XX, YY = np.meshgrid(g, g)
+    lim = PORTRAIT_LIMIT
+    XX, YY = np.meshgrid(levels["grid"], levels["grid"])
     colours = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
     for ax, act in zip(axes[0], activations):
-        field = FORMS[form](A, act)
-        V = np.asarray(field.invariant(jnp.stack([XX, YY], -1).astype(A.dtype)))
-        ax.contour(XX, YY, V, levels=12, colors="#bbbbbb", linewidths=0.6)
+        ax.contour(XX, YY, levels["V"][act], levels=12, colors="#bbbbbb", linewidths=0.6)
         for (solver, p), colour in zip(paths.items(), colours):
             xs = np.asarray(p["xs"][act])
             ax.plot(xs[:, 0], xs[:, 1], color=colour, lw=0.8, label=solver)
@@ -389,30 +406,98 @@ def phase_portraits(paths: dict, path: Path, *, dt: float, t1: float, form: str)
     return path
 
 
+TABLE_FIGURES = {
+    "atlas": lambda table, solver, radius, path: atlas_figure(table, solver, radius, path),
+    "growth": lambda table, solver, radius, path: growth_figure(table, solver, radius, path),
+    "gamma": lambda table, solver, radius, path: gamma_figure(table, solver, radius, path),
+    "summary": lambda table, solver, radius, path: summary_figure(table, path),
+}
+"""The figures drawn from a result table alone: kind -> draw(table, solver, spectral
+radius, path) (`table_figure_jobs`; a separate process can draw them from the parquet)."""
+_COST = {"atlas": 1.0, "growth": 1.4, "gamma": 1.0, "summary": 1.0}
+
+
+def table_figure_jobs(table: pd.DataFrame, outdir: Path) -> list[tuple[str, str | None, Path]]:
+    """The table figures of a run, in order: `(kind, solver or None, path)`; one atlas and
+    growth map per solver (and, with several gammas, a status map over (dt, gamma) with
+    gamma* drawn over it), then the status summary."""
+    outdir = Path(outdir)
+    several_gammas = "gamma" in table.columns and table["gamma"].nunique() > 1
+    jobs = []
+    for solver in dict.fromkeys(table["solver"]):
+        jobs.append(("atlas", solver, outdir / f"atlas_{solver}.png"))
+        jobs.append(("growth", solver, outdir / f"growth_{solver}.png"))
+        if several_gammas:
+            jobs.append(("gamma", solver, outdir / f"gamma_{solver}.png"))
+    jobs.append(("summary", None, outdir / "status_summary.png"))
+    return jobs
+
+
+def draw_table_figure(table: pd.DataFrame, job, spectral_radius: float) -> Path:
+    kind, solver, path = job
+    return TABLE_FIGURES[kind](table, solver, spectral_radius, Path(path))
+
+
+def split_jobs(jobs: list, others: float = 1.2) -> tuple[list, list]:
+    """Share `jobs` between this process (which also draws the example-path figures,
+    about `others` atlas figures' worth) and a helper process: longest first, each to the
+    less loaded. Returns `(here, there)`, each in the jobs' order."""
+    load = [others, 0.0]
+    side = {}
+    for i in sorted(range(len(jobs)), key=lambda i: -_COST[jobs[i][0]]):
+        k = int(load[1] < load[0])
+        side[i] = k
+        load[k] += _COST[jobs[i][0]]
+    return ([j for i, j in enumerate(jobs) if side[i] == 0],
+            [j for i, j in enumerate(jobs) if side[i] == 1])
+
+
 def atlas_figures(table: pd.DataFrame, spec, outdir: Path, drift: dict,
-                  portraits: dict) -> list[Path]:
-    """All figures of a run: one atlas and growth map per solver (and, with several gammas,
-    a status map over (dt, gamma) with gamma* drawn over it), the status summary, and
-    the example paths it is given (`drift`: euler, dt 0.05; `portraits`: per solver, dt
-    0.1; see `_sweep._examples.run_figures`)."""
+                  portraits: dict, levels: dict | None = None, helper=None) -> list[Path]:
+    """All figures of a run: the table figures (`table_figure_jobs`) and the example
+    paths it is given (`drift`: euler, dt 0.05; `portraits`: per solver, dt 0.1, over the
+    invariant's level sets `levels`; see `_sweep._examples.run_figures`).
+
+    `helper`: a started figure process (`_sweep._figure_worker.FigureWorker`) that draws
+    part of the table figures meanwhile; whatever it fails to draw is drawn here."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    several_gammas = "gamma" in table.columns and table["gamma"].nunique() > 1
-    for solver in dict.fromkeys(table["solver"]):
-        paths.append(atlas_figure(table, solver, spec.spectral_radius,
-                                  outdir / f"atlas_{solver}.png"))
-        paths.append(growth_figure(table, solver, spec.spectral_radius,
-                                   outdir / f"growth_{solver}.png"))
-        if several_gammas:
-            paths.append(gamma_figure(table, solver, spec.spectral_radius,
-                                      outdir / f"gamma_{solver}.png"))
-    paths.append(summary_figure(table, outdir / "status_summary.png"))
-    paths.append(drift_figure(drift, outdir / "drift_over_time.png", dt=0.05, solver="euler",
-                              form="post"))
-    paths.append(phase_portraits(portraits, outdir / "phase_portraits.png", dt=0.1, t1=60.0,
-                                 form="post"))
-    return paths
+    jobs = table_figure_jobs(table, outdir)
+    here, there = split_jobs(jobs) if helper is not None else (jobs, [])
+    if there and not helper.submit(there, spec.spectral_radius):
+        here, there = jobs, []
+    for job in here:
+        draw_table_figure(table, job, spec.spectral_radius)
+    drift_path = drift_figure(drift, outdir / "drift_over_time.png", dt=0.05, solver="euler",
+                              form="post")
+    portraits_path = phase_portraits(portraits, outdir / "phase_portraits.png", dt=0.1,
+                                     t1=60.0, form="post", levels=levels)
+    if there:
+        drawn = helper.wait()
+        for job in there:
+            if Path(job[2]) not in drawn:  # the helper failed: nothing is lost
+                draw_table_figure(table, job, spec.spectral_radius)
+    return [Path(j[2]) for j in jobs] + [drift_path, portraits_path]
+
+
+PORTRAIT_LIMIT = 4.0
+"""Half-width of the phase portraits' square."""
+
+
+def portrait_levels(activations, form: str) -> dict:
+    """The invariant of the 2-D, ω = 1 field on the portraits' grid, per activation:
+    `{"grid": (201,), "V": {activation: (201, 201)}}` (`phase_portraits`)."""
+    import jax.numpy as jnp
+
+    from ._field import FORMS
+    from ._skew import skew_from_frequencies
+
+    A = skew_from_frequencies([1.0])
+    g = np.linspace(-PORTRAIT_LIMIT, PORTRAIT_LIMIT, 201)
+    XX, YY = np.meshgrid(g, g)
+    pts = jnp.stack([XX, YY], -1).astype(A.dtype)
+    return {"grid": g, "V": {a: np.asarray(FORMS[form](A, a).invariant(pts))
+                             for a in activations}}
 
 
 def simulation_phase_figure(xs, path: Path, *, invariant=None, title: str = ""):

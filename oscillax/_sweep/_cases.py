@@ -69,10 +69,55 @@ def case_arrays(spec: SweepSpec, dim: int, seeds, dtype):
     W = np.asarray(W[:S], np.float64)
     A = W - np.swapaxes(W, 1, 2)
     if dim > 1:
-        A = A * (spec.spectral_radius / np.linalg.norm(A, 2, axis=(1, 2)))[:, None, None]
+        A = A * (spec.spectral_radius / _skew_norm(A))[:, None, None]
     d = np.asarray(d[:S], np.float64)
     d = d / np.linalg.norm(d, axis=1, keepdims=True)
     return A.astype(dtype), d.astype(dtype)
+
+
+def _skew_norm(A):
+    """The spectral norms of skew matrices `(S, n, n)` (float64): |a| in closed form for
+    n = 2 (A = [[0, a], [-a, 0]]; the SVD costs ~2.6 s per million), the SVD otherwise."""
+    if A.shape[-1] == 2:
+        return np.abs(A[:, 0, 1])
+    return np.linalg.norm(A, 2, axis=(1, 2))
+
+
+CASE_TABLE_ENTRIES = 1 << 24
+"""`CaseTable` draws a dimension's cases up front when they hold at most this many numbers
+(seeds x (n^2 + 2n)); larger ones are drawn chunk by chunk."""
+
+
+class CaseTable:
+    """Every case of a sweep (A, x0 direction and bias direction of each (dim, seed)),
+    drawn once before the engine starts, for `chunk_inputs`.
+
+    The same numbers as drawing them chunk by chunk (`case_arrays` depends only on the
+    seeds), but no JAX call is made while the engine runs: a call on the CPU queues behind
+    the running engine call, so drawing a chunk's cases then waited for it and the next
+    call started late."""
+
+    def __init__(self, spec: SweepSpec):
+        dtype = np.dtype(spec.dtype)
+        seeds = np.arange(spec.seeds)
+        self._by_dim = {}
+        for dim in dict.fromkeys(spec.dims):
+            if spec.seeds * (dim * dim + 2 * dim) <= CASE_TABLE_ENTRIES:
+                A, d = case_arrays(spec, dim, seeds, dtype)
+                b = bias_directions(spec, dim, seeds, dtype) if spec.has_bias else None
+                self._by_dim[dim] = (A, d, b)
+
+    def get(self, spec: SweepSpec, dim: int, seeds):
+        """`(A (S, dim, dim), x0 directions (S, dim), bias directions (S, dim) or None)` for
+        the unique `seeds` `(S,)`."""
+        got = self._by_dim.get(dim)
+        if got is None:
+            dtype = np.dtype(spec.dtype)
+            A, d = case_arrays(spec, dim, seeds, dtype)
+            b = bias_directions(spec, dim, seeds, dtype) if spec.has_bias else None
+            return A, d, b
+        A, d, b = got
+        return A[seeds], d[seeds], None if b is None else b[seeds]
 
 
 def bias_directions(spec: SweepSpec, dim: int, seeds, dtype):
@@ -100,25 +145,28 @@ class FieldArrays(NamedTuple):
     bias: np.ndarray | None
 
 
-def chunk_inputs(spec: SweepSpec, chunk, rows):
+def chunk_inputs(spec: SweepSpec, chunk, rows, cases: CaseTable | None = None):
     """One chunk's rows and its engine inputs in the chunk's member order (padding: a
     0-step copy of the chunk's first member): `(sel, arrays, X0, h, steps, thr)`, numpy
     with the batch on the last axis (`arrays`: `FieldArrays`); `sel` holds the real
-    members' rows, in member order."""
+    members' rows, in member order. `cases`: the sweep's `CaseTable` (None: drawn here)."""
     dtype = np.dtype(spec.dtype)
     real = chunk.traj_ids >= 0
     ids = np.where(real, chunk.traj_ids, chunk.traj_ids[real][0])
     full = rows.loc[ids]
     seeds = full["seed"].to_numpy()
     uniq, inverse = np.unique(seeds, return_inverse=True)
-    A_u, d_u = case_arrays(spec, chunk.dim, uniq, dtype)
+    if cases is None:
+        A_u, d_u = case_arrays(spec, chunk.dim, uniq, dtype)
+        b_u = bias_directions(spec, chunk.dim, uniq, dtype) if spec.has_bias else None
+    else:
+        A_u, d_u, b_u = cases.get(spec, chunk.dim, uniq)
     X0 = _scaled(d_u[inverse].T, full["amplitude"].to_numpy()[None, :], dtype)  # (n, B)
     shared = chunk.dim > SMALL_N
     A = A_u[0] if shared else np.moveaxis(A_u[inverse], 0, -1)  # (n, n) or (n, n, B)
     gamma = full["gamma"].to_numpy().astype(dtype) if spec.has_gamma else None
     bias = None
     if spec.has_bias:
-        b_u = bias_directions(spec, chunk.dim, uniq, dtype)
         bias = _scaled(b_u[inverse].T, full["bias"].to_numpy()[None, :], dtype)  # (n, B)
     h = full["dt"].to_numpy()
     steps = np.where(real, full["steps"].to_numpy(), 0)

@@ -50,13 +50,16 @@ def example_paths(activations, *, form: str = "post", solver: str, dt: float, t1
             "invariant": dict(zip(names, inv))}
 
 
-def figure_paths(activations) -> tuple[dict, dict]:
+def figure_paths(activations) -> tuple[dict, dict, dict]:
     """The example paths of the atlas figures: (drift: euler, dt 0.05, t 100; portraits:
-    euler and rk4, dt 0.1, t 60), one engine call each for all `activations`."""
+    euler and rk4, dt 0.1, t 60; the portraits' level sets, `_plot.portrait_levels`), one
+    engine call each for all `activations`."""
+    from .._plot import portrait_levels
+
     acts = list(activations)
     drift = example_paths(acts, solver="euler", dt=0.05, t1=100.0, save_every=10)
     portraits = {s: example_paths(acts, solver=s, dt=0.1, t1=60.0) for s in ("euler", "rk4")}
-    return drift, portraits
+    return drift, portraits, portrait_levels(acts, "post")
 
 
 def _prepare(activations: tuple):
@@ -76,10 +79,12 @@ def start_figure_paths(activations) -> concurrent.futures.Future:
     return future
 
 
-def run_figures(table, spec, outdir, paths: concurrent.futures.Future | None = None) -> list:
+def run_figures(table, spec, outdir, paths: concurrent.futures.Future | None = None,
+                helper=None) -> list:
     """The figures of a run's table (`_plot.atlas_figures`), with the example paths of its
     activations: those of `paths` (`start_figure_paths`) when they are for the table's
-    activations, else computed here, one engine call per solver for all of them."""
+    activations, else computed here, one engine call per solver for all of them.
+    `helper`: a `_figure_worker.FigureWorker` that draws part of them meanwhile."""
     from .._plot import atlas_figures
 
     acts = tuple(pd.unique(table["activation"]))
@@ -91,5 +96,5 @@ def run_figures(table, spec, outdir, paths: concurrent.futures.Future | None = N
             got = None
         if got != acts:
             pre = None
-    drift, portraits = pre if pre is not None else figure_paths(acts)
-    return atlas_figures(table, spec, outdir, drift, portraits)
+    drift, portraits, levels = pre if pre is not None else figure_paths(acts)
+    return atlas_figures(table, spec, outdir, drift, portraits, levels, helper)

@@ -45,7 +45,7 @@ from .._monitor import integrate_monitored, integrate_monitored_sharded
 from .._solver import FIXED_SOLVERS
 from .._theory import amplification, gamma_star
 from . import _store
-from ._cases import batch_field, chunk_inputs
+from ._cases import CaseTable, batch_field, chunk_inputs
 from ._plan import AXES, Chunk, grid, iter_chunks, plan, side_by_side
 from ._result import MEASURED, SweepResult, summarize
 from ._spec import SweepSpec, read_spec_text
@@ -126,18 +126,19 @@ class _Done:
 
 
 def _dispatch(spec: SweepSpec, chunks: list[Chunk], rows: pd.DataFrame, place, slots: int,
-              engine=None):
+              engine=None, cases: CaseTable | None = None):
     """Build the inputs of `run_chunks`'s call and start it (`_start`)."""
-    return _start(spec, chunks, _inputs(spec, chunks, rows, slots), place, engine)
+    return _start(spec, chunks, _inputs(spec, chunks, rows, slots, cases), place, engine)
 
 
-def _inputs(spec: SweepSpec, chunks: list[Chunk], rows: pd.DataFrame, slots: int) -> list:
+def _inputs(spec: SweepSpec, chunks: list[Chunk], rows: pd.DataFrame, slots: int,
+            cases: CaseTable | None = None) -> list:
     """The inputs of one call: each chunk's (`chunk_inputs`), then 0-step fillers up to
     `slots` chunks."""
     c0 = chunks[0]
     if any(c.program != c0.program for c in chunks):
         raise ValueError("run_chunks needs chunks of one program (`Chunk.program`).")
-    ins = [chunk_inputs(spec, c, rows) for c in chunks]
+    ins = [chunk_inputs(spec, c, rows, cases) for c in chunks]
     sel0, A, X0, h, steps, thr = ins[0]
     filler = (None, A, X0, h, np.zeros_like(steps), thr)
     return ins + [filler] * (max(slots, len(chunks)) - len(chunks))
@@ -232,14 +233,15 @@ def _names(names, codes, dtype):
                     dtype=dtype)
 
 
-def compile_ahead(spec: SweepSpec, batches: list[list[Chunk]], rows, place, slots: int):
+def compile_ahead(spec: SweepSpec, batches: list[list[Chunk]], rows, place, slots: int,
+                  cases: CaseTable | None = None):
     """Compile every distinct program of `batches` concurrently, one thread per core (a
     0-step call of each, with its first chunk's inputs, compiles it into JAX's cache;
     XLA releases the GIL while compiling). Returns a future per program key."""
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
 
     def warm(c0: Chunk):
-        sel, A, X0, h, steps, thr = chunk_inputs(spec, c0, rows)
+        sel, A, X0, h, steps, thr = chunk_inputs(spec, c0, rows, cases)
         ins = [(sel, A, X0, h, np.zeros_like(steps), thr)] * max(slots, 1)
         return jax.block_until_ready(_call(spec, c0, ins, place)[0])
 
@@ -249,6 +251,17 @@ def compile_ahead(spec: SweepSpec, batches: list[list[Chunk]], rows, place, slot
             futures[batch[0].program] = pool.submit(warm, batch[0])
     pool.shutdown(wait=False)
     return futures
+
+
+CASE_TABLE_SEEDS = 1 << 14
+"""Up to this many seeds, a sweep draws every case before the engine starts
+(`CaseTable`, a few ms); more are drawn up front only where the engine call is sharded over
+several devices (a JAX call then queues behind the running call, so drawing a chunk's cases
+during it would wait for it), and otherwise chunk by chunk, overlapping the engine."""
+
+
+def _case_table(spec: SweepSpec, slots: int) -> CaseTable | None:
+    return CaseTable(spec) if spec.seeds <= CASE_TABLE_SEEDS or slots > 1 else None
 
 
 def auto_chunk_size(spec: SweepSpec) -> int:
@@ -375,7 +388,8 @@ def _execute(r: _Run, place, progress: bool) -> list[pd.DataFrame]:
             if r.run_dir is not None else set())
     todo = list(iter_chunks(chunks, done, r.process_index, r.process_count))
     batches = list(side_by_side(todo, slots))
-    ready = compile_ahead(spec, batches, rows, place, slots)
+    cases = _case_table(spec, slots)
+    ready = compile_ahead(spec, batches, rows, place, slots, cases)
     n_mine = sum(c.n_members for c in mine)
     n_done = n_mine - sum(c.n_members for c in todo)
     frames: list[pd.DataFrame] = []
@@ -414,7 +428,7 @@ def _execute(r: _Run, place, progress: bool) -> list[pd.DataFrame]:
             pending = None
             for batch in batches:  # one chunk per local device
                 ready[batch[0].program].result()
-                dispatched = _dispatch(spec, batch, rows, place, slots, engine)
+                dispatched = _dispatch(spec, batch, rows, place, slots, engine, cases)
                 if pending is not None:
                     finish_batch(*pending)
                 pending = (batch, dispatched)
@@ -448,7 +462,7 @@ def _in_traj_order(chunks) -> bool:
 
 
 def _finish(r: _Run, frames, figures: bool, t_start: float, compute_wall: float,
-            paths=None):
+            paths=None, helper=None):
     """Merge (process 0), write results, figures and summary."""
     spec, run = r.spec, r.run_dir
     if run is not None:
@@ -477,7 +491,7 @@ def _finish(r: _Run, frames, figures: bool, t_start: float, compute_wall: float,
 
             summary["figures"] = [str(p.relative_to(run)) for p in
                                   run_figures(table, spec, run / _store.FIGURES_DIR,
-                                              paths)]
+                                              paths, helper)]
         _store.write_summary(run, summary)
     if run is not None:
         _store.release_lock(run)
@@ -563,6 +577,7 @@ def sweep(
     """
     t_start = time.perf_counter()
     r = _open(spec, out, chunk_size, resume, force, process_index, process_count)
+    helper = None  # a second process drawing part of the figures (`_figure_worker`)
     try:
         if place is None:
             place = _distributed.default_place()
@@ -571,11 +586,16 @@ def sweep(
         paths = None
         if figures and r.run_dir is not None and r.process_index == 0:
             from ._examples import start_figure_paths
+            from ._figure_worker import FigureWorker
 
             paths = start_figure_paths(r.spec.activations)  # beside the sweep
+            helper = FigureWorker.start(r.run_dir / _store.RESULTS_FILE, r.spec)
         t_compute = time.perf_counter()
         frames = _execute(r, place, progress)
-        return _finish(r, frames, figures, t_start, time.perf_counter() - t_compute, paths)
+        return _finish(r, frames, figures, t_start, time.perf_counter() - t_compute, paths,
+                       helper)
     finally:  # an error or Ctrl-C: the parts written so far stay, for --resume
+        if helper is not None:
+            helper.close()
         if r.run_dir is not None:
             _store.release_lock(r.run_dir)

@@ -60,7 +60,10 @@ _TMP_RE = re.compile(r"\..+\.tmp-\d+")
 # Version 2: one program per (dim, solver); chunks mix forms and activations, so a run's
 # chunks differ from version 1's.
 # Version 3: the axis columns gamma and bias, the theory column theory_gamma_star.
-FORMAT_VERSION = 3
+# Version 4: implicit midpoint stops Newton once converged (results differ in the last
+# bits from version 3's five iterations); a resolved growth of a bounded sigma with
+# 0.1 <= p <= p_max is a power law whatever log E does (it was `undetermined`).
+FORMAT_VERSION = 4
 
 
 class RunDirError(ValueError):

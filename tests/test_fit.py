@@ -175,7 +175,8 @@ def test_baselines_scored_on_the_held_out_part(teacher, teacher_fit):
     assert len(b["harmonic"]["frequencies"]) >= 1
     for w in b["harmonic"]["frequencies"]:
         assert np.min(np.abs(w / TEACHER_OMEGAS - 1)) < 0.01
-    scores = {"network": m["val_rmse"], **{k: v["rmse"] for k, v in b.items()}}
+    scores = {"network": m["val_rmse"], "combined": m["combined"]["rmse"],
+              **{k: v["rmse"] for k, v in b.items()}}
     assert m["best_forecaster"] == min(scores, key=scores.get)
     assert f"{scores[m['best_forecaster']]:.4g}" in m["verdict"]
     assert "\n" not in m["verdict"]
@@ -275,7 +276,8 @@ def test_cli_fit_writes_outputs(tmp_path):
     assert report["data"]["value_cols"] == ["a", "b"]
     assert report["hidden"] == 4 and "val_rmse" in report["metrics"]
     assert set(report["metrics"]["baselines"]) == {"mean", "harmonic", "ar"}
-    assert report["metrics"]["best_forecaster"] in {"network", "mean", "harmonic", "ar"}
+    assert report["metrics"]["best_forecaster"] in {"network", "combined", "mean", "harmonic",
+                                                    "ar"}
     assert "forecasts best" in report["metrics"]["verdict"]
     np.testing.assert_allclose(report["periods"], 2 * np.pi / np.asarray(report["frequencies"]))
     loaded = ox.load_fit(out)

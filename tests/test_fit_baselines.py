@@ -12,6 +12,8 @@ from oscillax._fit._baselines import (
     ar_max_order,
     ar_select_order,
     baselines,
+    combine,
+    label,
     verdict,
 )
 
@@ -132,3 +134,15 @@ def test_verdict_picks_the_lowest_finite_rmse():
                     "(the network 3, the training mean 2).")
     assert verdict(math.inf, scores, 10)[0] == "ar"
     assert verdict(math.nan, {"mean": {"rmse": None}}, 10)[0] is None
+
+
+def test_verdict_weighs_the_combined_forecast():
+    scores = {"mean": {"rmse": 2.0}, "harmonic": {"rmse": 1.8}, "ar": {"rmse": 1.5, "p": 3}}
+    best, line = verdict(3.0, scores, 10, combined=1.2)
+    assert best == "combined"
+    assert line.startswith("The network averaged with AR(3) forecasts best over the 10 "
+                           "held-out samples: RMSE 1.2 (the network 3, the training mean 2")
+    assert verdict(3.0, scores, 10, combined=math.nan)[0] == "ar"
+    no_ar = {**scores, "ar": {"rmse": None, "p": None}}
+    assert label("combined", no_ar) == "the network averaged with harmonic regression"
+    assert combine(np.array([2.0]), np.array([4.0]))[0] == pytest.approx(3.0)

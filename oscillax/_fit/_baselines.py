@@ -221,46 +221,74 @@ def baselines(t, y, n_train: int, forecasts: dict | None = None) -> dict:
     return out
 
 
-ORDER = ("network", "mean", "harmonic", "ar")
-"""Ties go to the earlier: the network first, then the simpler baselines."""
+COMBINED_WEIGHT = 0.5
+"""The network's weight in the combined forecast (its partner baseline has the rest)."""
+
+
+def combination_partner(scores: dict) -> str:
+    """The baseline that the combined forecast averages the network with: AR(p) when it
+    was fitted (its forecast follows the last samples, then decays to the mean, while the
+    network's carries the oscillation on), else (sample times too irregular for an AR)
+    harmonic regression."""
+    return "ar" if scores.get("ar", {}).get("p") is not None else "harmonic"
+
+
+def combine(network, baseline):
+    """The combined forecast: `COMBINED_WEIGHT` of the network's plus the rest of its
+    partner baseline's."""
+    return COMBINED_WEIGHT * network + (1 - COMBINED_WEIGHT) * baseline
+
+
+ORDER = ("network", "combined", "mean", "harmonic", "ar")
+"""Ties go to the earlier: the network first, then the combined forecast, then the simpler
+baselines."""
 
 _LABELS = {"network": "the network", "mean": "the training mean",
            "harmonic": "harmonic regression"}
 
 
 def label(name: str, scores: dict) -> str:
-    """How a report names a forecaster: "the network", "AR(3)", ..."""
+    """How a report names a forecaster: "the network", "AR(3)", "the network averaged with
+    AR(3)", ..."""
+    if name == "combined":
+        return f"the network averaged with {label(combination_partner(scores), scores)}"
     return f"AR({scores['ar']['p']})" if name == "ar" else _LABELS[name]
 
 
-def _finite(network_rmse, scores) -> dict:
-    cands = {"network": network_rmse, **{k: v["rmse"] for k, v in scores.items()}}
+def _finite(network_rmse, scores, combined=None) -> dict:
+    cands = {"network": network_rmse, "combined": combined,
+             **{k: v["rmse"] for k, v in scores.items()}}
     return {k: cands[k] for k in ORDER
             if k in cands and cands[k] is not None and math.isfinite(cands[k])}
 
 
-def lowest(network_rmse: float, scores: dict) -> str | None:
-    """The forecaster with the lowest finite RMSE (ties: `ORDER`); None if none is finite."""
-    finite = _finite(network_rmse, scores)
+def lowest(network_rmse: float, scores: dict, combined: float | None = None) -> str | None:
+    """The forecaster with the lowest finite RMSE (ties: `ORDER`); None if none is finite.
+    `combined`: the combined forecast's RMSE, compared too when given."""
+    finite = _finite(network_rmse, scores, combined)
     return min(finite, key=finite.get) if finite else None
 
 
-def listing(network_rmse: float, scores: dict, skip: str | None = None) -> str:
-    """"the network 3, the training mean 2, ..." for the finite RMSEs."""
+def listing(network_rmse: float, scores: dict, skip: str | None = None,
+            combined: float | None = None) -> str:
+    """"the network 3, the network averaged with AR(2) 2.5, the training mean 2, ..." for
+    the finite RMSEs."""
     return ", ".join(f"{label(k, scores)} {v:.4g}"
-                     for k, v in _finite(network_rmse, scores).items() if k != skip)
+                     for k, v in _finite(network_rmse, scores, combined).items() if k != skip)
 
 
-def verdict(network_rmse: float, scores: dict, n_val: int) -> tuple[str, str]:
+def verdict(network_rmse: float, scores: dict, n_val: int,
+            combined: float | None = None) -> tuple[str, str]:
     """`(best, line)`: the name of the best forecaster and one line that says so.
 
-    Ties go to the earlier of network, mean, harmonic, ar; a NaN or missing RMSE never wins.
+    Ties go to the earlier in `ORDER`; a NaN or missing RMSE never wins. `combined`: the
+    combined forecast's RMSE, compared too when given.
     """
-    best = lowest(network_rmse, scores)
+    best = lowest(network_rmse, scores, combined)
     if best is None:
         return None, f"no forecaster has a finite RMSE over the {n_val} held-out samples."
-    finite = _finite(network_rmse, scores)
-    others = listing(network_rmse, scores, skip=best)
+    finite = _finite(network_rmse, scores, combined)
+    others = listing(network_rmse, scores, skip=best, combined=combined)
     line = (f"{label(best, scores)} forecasts best over the {n_val} held-out samples: RMSE "
             f"{finite[best]:.4g}" + (f" ({others})." if others else "."))
     return best, line[0].upper() + line[1:]

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._solver import FIXED_SOLVERS
-from ._baselines import baseline_predict
+from ._baselines import baseline_predict, combination_partner, combine
 from ._checks import _fail
 from ._model import SkewGenerator
 from ._plot import fit_figure, loss_figure
@@ -73,9 +73,12 @@ class FitResult:
       "periods", ...}, "ar": {"rmse", "p", ...}}`); `selection`: the network and the
       baselines, each fitted to the training part less its last `select_fraction`, scored
       on that last part (`{"samples", "from", "until", "network_rmse", "baselines",
-      "chosen"}`, None with `select_fraction=0`); `forecaster`, the one chosen there
-      (`"network"`, `"mean"`, `"harmonic"` or `"ar"`: what `forecast` returns) and its
-      held-out `forecast_rmse`; `best_forecaster`, the lowest held-out RMSE in hindsight,
+      "combined_rmse", "partner", "best_baseline", "candidate", "chosen", "margins"}`,
+      None with `select_fraction=0`); `forecaster`, the one chosen there (`"network"`,
+      `"combined"`, `"mean"`, `"harmonic"` or `"ar"`: what `forecast` returns; the rule is
+      `_scores._selection`'s) and its held-out `forecast_rmse`; `combined`, the held-out
+      RMSE of the network averaged with its `partner` baseline (`{"partner", "weight",
+      "rmse"}`); `best_forecaster`, the lowest held-out RMSE in hindsight,
       and a one-line `verdict` that says all of it; `frequencies`, `periods`,
       `measured_frequencies`, `measured_periods`. `train_*` scores are over the
       `fit_samples` the network was fitted to.
@@ -148,15 +151,17 @@ class FitResult:
 
     @property
     def forecaster(self) -> str:
-        """The forecaster chosen on the selection part: `"network"`, `"mean"`,
-        `"harmonic"` or `"ar"` (see `metrics["selection"]`)."""
+        """The forecaster chosen on the selection part: `"network"`, `"combined"` (the
+        network averaged with AR(p), or harmonic regression without an AR), `"mean"`,
+        `"harmonic"` or `"ar"` (see `metrics["selection"]` and `_scores._selection`)."""
         return self.metrics.get("forecaster", "network")
 
     def forecast(self, ts) -> np.ndarray:
         """The chosen forecaster's values at times `ts` after the training part, shaped as
-        `predict`'s: the network's `predict` when it won on the selection part, else the
-        baseline that did (refitted to the whole training part), so the forecast is never
-        worse there than the standard ones. An AR forecast needs `ts` on the sample grid.
+        `predict`'s: the network's `predict`, or its average with AR(p) (`"combined"`),
+        when that beat the best baseline significantly on the selection part, else the
+        baseline that scored best there (refitted to the whole training part). An AR
+        forecast, combined or not, needs `ts` on the sample grid after the training part.
 
         ```python
         y_next = result.forecast(t_future)   # result.forecaster says which model it is
@@ -170,7 +175,13 @@ class FitResult:
             _fail(f"`ts` must lie after the training part (train_until = {self.train_until!r}) "
                   f"for the {name} forecast; got min(ts) = {t.min()!r}. Use `predict` for the "
                   "network inside the training window.")
-        y = baseline_predict(name, self.metrics["baselines"][name], t)
+        b = self.metrics["baselines"]
+        if name == "combined":
+            partner = (self.metrics.get("combined") or {}).get("partner") or (
+                combination_partner(b))
+            y = combine(self._eval(t, readout=True), baseline_predict(partner, b[partner], t))
+        else:
+            y = baseline_predict(name, b[name], t)
         return y[:, 0] if self.univariate else y
 
     def _eval(self, t, *, readout):

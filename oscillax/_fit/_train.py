@@ -18,8 +18,11 @@ non-convex (a frequency off by $\\delta\\omega$ costs a phase $\\delta\\omega\\,
    each restart keeps its parameters from the step that scored best there;
 4. keeps restart 0 unless another beats it significantly on the selection part, and
    weighs it there against the training mean, harmonic regression and AR(p), fitted to
-   the same samples: the network is the forecast only if it beats them significantly
-   (a Diebold-Mariano test at 5 %), else the simplest baseline it does not beat is;
+   the same samples: the best baseline is the one scoring lowest there; the network's
+   candidate is its forecast averaged with AR(p)'s (the combined forecast) unless the
+   network alone beats that significantly; the candidate is the forecast only if it beats
+   the best baseline significantly (a Diebold-Mariano test at 5 %), else that baseline
+   is (the rule: `_scores._selection`);
 5. scores everything on the held-out later part of the series (`_scores`, `_baselines`).
 
 Time inside the model is dimensionless, $\\tau = s\\,(t - t_0)$ with $s$ the highest initial
@@ -267,11 +270,14 @@ def fit(
     split (training mean, harmonic regression at the dominant periods, AR(p) by AIC).
 
     The last `select_fraction` of the training part is not fitted: it stops each restart
-    at its best step there, and chooses the forecast. The network is the forecast only
-    when it beats the three baselines there (each fitted to the same samples)
-    significantly; otherwise the simplest baseline it does not beat is, and the report
-    says so. `FitResult.forecast` gives the chosen forecast, `metrics["verdict"]` says
-    which it is and lists every score: see `FitResult.metrics`.
+    at its best step there, and chooses the forecast, by this rule (`_scores._selection`):
+    of the three baselines (each fitted to the same samples) the one with the lowest MSE
+    there is the best; the network's candidate is the combined forecast, the network's
+    averaged with AR(p)'s (harmonic regression's without an AR), unless the network alone
+    beats that significantly; the candidate is the forecast only when it beats the best
+    baseline significantly there (one-sided Diebold-Mariano, 5 %), otherwise that baseline
+    is, and the report says so. `FitResult.forecast` gives the chosen forecast,
+    `metrics["verdict"]` says which it is and lists every score: see `FitResult.metrics`.
 
     **Arguments:**
     - `ts`: `(T,)` strictly increasing sample times (may be irregular).

@@ -96,22 +96,30 @@ def fit(
              "harmonic": "harmonic regression"}
 
     def name(k, base):
+        if k == "combined":
+            partner = "ar" if base["ar"]["rmse"] is not None else "harmonic"
+            return f"the network averaged with {name(partner, base)}"
         return f"AR({base['ar']['p']})" if k == "ar" else names.get(k, k)
 
     def scores(net, base):
         row = {"network": net, **{k: v["rmse"] for k, v in base.items()}}
         return ", ".join(f"{name(k, base)} {v:.4g}" for k, v in row.items() if v is not None)
 
+    def combined(rmse, base):
+        return "" if rmse is None else f", {name('combined', base)} {rmse:.4g}"
+
     sel = m.get("selection")
     if sel is not None:
         console.print(f"selection ({sel['samples']} samples at the end of the training part, "
-                      f"not fitted) RMSE: {scores(sel['network_rmse'], sel['baselines'])}",
-                      highlight=False)
+                      f"not fitted) RMSE: {scores(sel['network_rmse'], sel['baselines'])}"
+                      f"{combined(sel['combined_rmse'], sel['baselines'])}", highlight=False)
     if "val_rmse" in m:
+        comb = (m.get("combined") or {}).get("rmse")
         console.print(
             f"held out ({m['val_samples']} samples) RMSE: {scores(m['val_rmse'], m['baselines'])}"
-            f"; the network's is {100 * m['val_rel_amp']:.2f} % of the amplitude, training "
-            f"RMSE {m['train_rmse']:.4g}", highlight=False)
+            f"{combined(comb, m['baselines'])}; the network's is "
+            f"{100 * m['val_rel_amp']:.2f} % of the amplitude, training RMSE "
+            f"{m['train_rmse']:.4g}", highlight=False)
     line = f"forecast: {name(m['forecaster'], m['baselines'])}"
     if m.get("forecast_rmse") is not None:
         line += f", held-out RMSE {m['forecast_rmse']:.4g}"

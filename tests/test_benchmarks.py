@@ -49,9 +49,11 @@ def test_quick_suite_writes_every_implementation(tmp_path):
         for name, r in results.items():
             where = f"{w['name']}/{name}: {r.get('note')}"
             if r["status"] == "skipped":
-                # Only optional peers may be skipped, and only when really not installed.
-                assert name in ("torchdiffeq", "jaxcont hopf"), where
-                peer = ("torch", "torchdiffeq") if name == "torchdiffeq" else ("jaxcont",)
+                # Only optional peers (and data) may be skipped, only when not installed.
+                optional = {"torchdiffeq": ("torch", "torchdiffeq"), "jaxcont hopf": ("jaxcont",),
+                            "ox.fit lynx": ("pmdarima",)}
+                assert name in optional, where
+                peer = optional[name]
                 assert any(importlib.util.find_spec(m) is None for m in peer), where
                 continue
             if name == "oscillax-sweep" and r["status"] == "error":

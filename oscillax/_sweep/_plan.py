@@ -26,6 +26,16 @@ AXES = ("form", "activation", "solver", "dt", "dim", "amplitude", "gamma", "bias
 Adding an axis of one value leaves every `traj_id` as it was."""
 
 
+def _strings(names, codes) -> pd.api.extensions.ExtensionArray:
+    """`names[codes]` as pandas' string column (built by pyarrow: an object array of a
+    million names took a second to convert)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pd.array(pc.take(pa.array(list(names), pa.large_string()), pa.array(codes)),
+                    dtype=pd.StringDtype(na_value=np.nan))
+
+
 def grid(spec: SweepSpec) -> pd.DataFrame:
     """One row per trajectory: the sweep axes, its step count and a stable `traj_id`."""
     cols = np.meshgrid(
@@ -37,9 +47,9 @@ def grid(spec: SweepSpec) -> pd.DataFrame:
     f, a, s, d, n, amp, gam, bias, seed = (c.ravel() for c in cols)
     df = pd.DataFrame({
         "traj_id": np.arange(f.size, dtype=np.int64),
-        "form": np.asarray(spec.forms, object)[f],
-        "activation": np.asarray(spec.activations, object)[a],
-        "solver": np.asarray(spec.solvers, object)[s],
+        "form": _strings(spec.forms, f),
+        "activation": _strings(spec.activations, a),
+        "solver": _strings(spec.solvers, s),
         "dt": np.asarray(spec.dts)[d],
         "dim": np.asarray(spec.dims, np.int64)[n],
         "amplitude": np.asarray(spec.amplitudes)[amp],
@@ -93,14 +103,15 @@ def group_chunk_size(steps: np.ndarray, chunk_size: int, pieces: int = 8) -> int
     return max(1, min(chunk_size, -(-steps.size // pieces)))
 
 
-def plan(spec: SweepSpec, chunk_size: int) -> list[Chunk]:
+def plan(spec: SweepSpec, chunk_size: int, g: pd.DataFrame | None = None) -> list[Chunk]:
     """Deterministic chunking: groups by compiled program, then by step count.
 
     `chunk_size` is the number of trajectories per call; each of the S = forms ×
-    activations segments gets `chunk_size // S` of them (at least 1)."""
+    activations segments gets `chunk_size // S` of them (at least 1). `g`: the spec's
+    `grid` when already built."""
     if chunk_size < 1:
         raise ValueError(f"`chunk_size` must be >= 1; got {chunk_size}.")
-    g = grid(spec)
+    g = grid(spec) if g is None else g
     chunks: list[Chunk] = []
     for (dim, sol), sub in g.groupby(["dim", "solver"], sort=False):
         for segments in program_segments(spec, sol):

@@ -187,8 +187,8 @@ def chunk_rows(spec: SweepSpec, chunk: Chunk, sel: pd.DataFrame, out,
     meas = reduce_monitors(out, sel["dt"].to_numpy(), sel["steps"].to_numpy(), use_inv)
     # bounded σ bounds the growth (|x| <= |x0| + C t) unless the diffusion term alone is
     # amplified by the solver (|R(-h gamma)| > 1, e.g. Euler with h gamma > 2)
-    bounded = {a: get_activation(a).bounded for a in spec.activations}
-    bsig = sel["activation"].map(bounded).to_numpy(bool)
+    bounded = [a for a in spec.activations if get_activation(a).bounded]
+    bsig = sel["activation"].isin(bounded).to_numpy(bool)
     if spec.has_gamma:
         damp = amplification(chunk.solver, sel["dt"].to_numpy(), 0.0,
                              gamma=sel["gamma"].to_numpy())
@@ -379,16 +379,21 @@ def _execute(r: _Run, place, progress: bool) -> list[pd.DataFrame]:
     releases the GIL), at most `_PENDING_WRITES` behind, so memory stays flat in the number
     of chunks."""
     spec = r.spec
-    chunks = plan(spec, r.chunk_size)  # first: its own grid is gone before `rows` is made
-    rows = grid(spec).set_index("traj_id", drop=False)
     slots = getattr(place, "device_count", 1) if place is not None else 1
+    # the cases are drawn (JAX, which releases the GIL) while the grid and plan are built
+    drawing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="oscillax-cases")
+    cases_f = drawing.submit(_case_table, spec, slots)
+    drawing.shutdown(wait=False)
+    rows = grid(spec)
+    chunks = plan(spec, r.chunk_size, rows)
+    rows = rows.set_index("traj_id", drop=False)
     mine = [c for c in chunks if c.index % r.process_count == r.process_index]
     r.chunks = chunks
     done = (_store.check_parts(r.run_dir, chunks, {c.index for c in mine}, clean_tmp=r.locked)
             if r.run_dir is not None else set())
     todo = list(iter_chunks(chunks, done, r.process_index, r.process_count))
     batches = list(side_by_side(todo, slots))
-    cases = _case_table(spec, slots)
+    cases = cases_f.result()
     ready = compile_ahead(spec, batches, rows, place, slots, cases)
     n_mine = sum(c.n_members for c in mine)
     n_done = n_mine - sum(c.n_members for c in todo)

@@ -262,9 +262,9 @@ class SweepScript:
     title = "ox.sweep from a script, W2 with one random A per trajectory, vs diffrax vmap"
 
     def __init__(self, quick: bool, repeats: int):
-        self.sizes = [(4096, 2_000)] if quick else [(4096, 100_000), (65536, 10_000)]
+        self.sizes = [(2048, 1_000)] if quick else [(4096, 100_000), (65536, 10_000)]
         # the main job at scale: many short trajectories streamed to parquet
-        self.stream = (65536, 200) if quick else (1_000_000, 1_000)
+        self.stream = (16384, 100) if quick else (1_000_000, 1_000)
 
     def impls(self) -> list[_Row]:
         s, n = self.stream

@@ -81,6 +81,8 @@ def lynx():
 SERIES = {"sunspots": sunspots, "elnino": elnino, "co2": co2, "nile": nile, "lynx": lynx}
 NEEDS = {"lynx": "pmdarima"}
 """What a row needs beside statsmodels."""
+QUICK_SERIES = ("sunspots", "nile")
+"""`--quick`: two series (the others take as long each)."""
 
 
 def _available(name: str) -> str | None:
@@ -131,9 +133,10 @@ class Forecast:
 
     def __init__(self, quick: bool, repeats: int):
         self.quick = quick
+        self.series = QUICK_SERIES if quick else tuple(SERIES)
 
     def impls(self) -> list[_Row]:
-        return [_Row(f"ox.fit {name}") for name in SERIES]
+        return [_Row(f"ox.fit {name}") for name in self.series]
 
     def run(self, log=print) -> dict:
         rows, extra = [], {}
@@ -144,7 +147,7 @@ class Forecast:
                     for r in self.impls()]
             return {"name": self.name, "title": self.title, "params": {"quick": self.quick},
                     "traj_steps": None, "results": [r.to_json() for r in rows], "extra": {}}
-        for name in SERIES:
+        for name in self.series:
             missing = _available(name)
             if missing is not None:
                 rows.append(Result(impl=f"ox.fit {name}", status=SKIPPED,

@@ -412,3 +412,135 @@ def test_state_and_system_errors():
         ox.lyapunov_spectrum(ox.IteratedMap(henon), jnp.ones(2), dt=0.1, steps=10)
     with pytest.raises(ValueError, match="`fn` must be a function"):
         ox.IteratedMap(3)
+
+
+# ---------------------------------------------------------------------------------------
+# The cheap renormalisation and the Euler post-form tangent (internals)
+# ---------------------------------------------------------------------------------------
+
+
+def _reference_pass(V):
+    """One Gram-Schmidt pass against the full Gram matrix, in numpy, per member: what
+    `_fast_renormalise` computes (V `(k, n, B)`)."""
+    V = np.asarray(V)
+    k, _, B = V.shape
+    Q = np.empty_like(V)
+    for b in range(B):
+        Vb = V[:, :, b]
+        G = Vb @ Vb.T
+        for j in range(k):
+            q = Vb[j] - sum(G[i, j] / G[i, i] * Vb[i] for i in range(j))
+            Q[j, :, b] = q * 2.0 ** -np.floor(np.log2(G[j, j]) / 2)
+    return Q
+
+
+@pytest.mark.parametrize("k, n", [(2, 2), (3, 3), (4, 4), (5, 8), (8, 8), (7, 7)])
+def test_fast_renormalise_matches_full_gram_pass(k, n):
+    """The Gram matrix in blocks (k >= SPLIT_GRAM_K) gives the pass of the full one, an
+    upper-triangular map with power-of-two diagonal, also for k < n."""
+    from oscillax._lyapunov import SPLIT_GRAM_K, _fast_renormalise
+
+    assert SPLIT_GRAM_K <= 5
+    V = jax.random.normal(jax.random.key(k * 10 + n), (k, n, 6)) * jnp.exp(
+        jnp.linspace(-3.0, 3.0, 6))[None, None, :]
+    Q, s, too_far = _fast_renormalise(V)
+    np.testing.assert_allclose(Q, _reference_pass(V), rtol=1e-12, atol=0)
+    # Q = V^T T, T upper triangular with diagonal 2^-s
+    for b in range(V.shape[2]):
+        T = np.linalg.lstsq(np.asarray(V[:, :, b]).T, np.asarray(Q[:, :, b]).T, rcond=None)[0]
+        np.testing.assert_allclose(np.tril(T, -1), 0, atol=1e-12)
+        np.testing.assert_array_equal(np.diag(T).round(12), 2.0 ** -np.asarray(s[:, b]))
+    assert too_far.shape == (6,)
+
+
+def test_fast_renormalise_orthogonalises_like_qr():
+    """From nearly orthogonal tangents (cosines ~ 3e-3) one pass leaves cosines of second
+    order (~ 1e-5), and the columns are jnp.linalg.qr's Q up to sign and scale."""
+    from oscillax._lyapunov import _fast_renormalise
+
+    k, n, B = 8, 8, 4
+    Q0 = jnp.linalg.qr(jax.random.normal(jax.random.key(1), (B, n, n)))[0]
+    E = 1e-3 * jax.random.normal(jax.random.key(2), (B, n, k))
+    A = Q0[:, :, :k] + Q0 @ E  # (B, n, k), columns nearly orthonormal
+    V = jnp.transpose(A, (2, 1, 0)) * 3.0
+    Q, s, too_far = _fast_renormalise(V)
+    assert not bool(jnp.any(too_far))
+    Qn = Q / jnp.linalg.norm(Q, axis=1, keepdims=True)
+    G = jnp.einsum("imb,jmb->ijb", Qn, Qn)
+    off = G - jnp.eye(k)[:, :, None]
+    before = jnp.einsum("imb,jmb->ijb", V, V) / 9.0 - jnp.eye(k)[:, :, None]
+    assert float(jnp.max(jnp.abs(before))) > 1e-3
+    assert float(jnp.max(jnp.abs(off))) < 1e-4
+    Qr = jnp.linalg.qr(A)[0]  # (B, n, k)
+    cos = jnp.einsum("bmj,jmb->jb", Qr, Qn)
+    np.testing.assert_allclose(jnp.abs(cos), 1.0, atol=1e-4)
+
+
+def test_fast_renormalise_degenerate_and_flags():
+    """A zero tangent stays zero (no NaN, s = 0); nearly parallel tangents are flagged for
+    the exact QR; exactly orthogonal ones are not."""
+    from oscillax._lyapunov import _fast_renormalise
+
+    k, n = 6, 6
+    eye = jnp.eye(n)
+    ortho = eye[:k]
+    zero = ortho.at[3].set(0.0)
+    parallel = ortho.at[5].set(eye[4] + 1e-9 * eye[5])
+    V = jnp.stack([ortho, zero, parallel], axis=-1) * 5.0
+    Q, s, too_far = _fast_renormalise(V)
+    assert bool(jnp.all(jnp.isfinite(Q)))
+    np.testing.assert_array_equal(Q[3, :, 1], 0.0)
+    assert int(s[3, 1]) == 0
+    assert too_far.tolist() == [False, False, True]
+    np.testing.assert_allclose(Q[:, :, 0], ortho * 5.0 / 4.0)  # 2^-s, s = floor(log4 25)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "softsign", "identity"])
+@pytest.mark.parametrize("per_member", [False, True])
+def test_euler_post_tangent_matches_jvp(getkey, activation, per_member):
+    """The written-out Euler tangent of the post form equals the JVP of the solver's step
+    (to rounding), with the same step bit for bit, for shared and per-member A and a bias."""
+    import equinox as eqx
+
+    from oscillax._lyapunov import _euler_post_tangent_step, _fixed_tangent_step
+
+    n, k, B = 5, 3, 7
+    A = ox.random_skew(getkey(), n)
+    field = ox.PostActivation(A, activation, bias=0.3 * jnp.ones(n))
+    if per_member:
+        A3 = jnp.stack([ox.random_skew(getkey(), n) for _ in range(B)], axis=-1)
+        field = eqx.tree_at(lambda f: f.A, field, A3)
+    X = 2.0 * jax.random.normal(getkey(), (n, B))
+    V = jax.random.normal(getkey(), (k, n, B))
+    h = jnp.asarray(0.1)
+    solver = FIXED_SOLVERS["euler"]
+    assert _fixed_tangent_step(field, solver, None).__qualname__.startswith(
+        "_euler_post_tangent_step")
+    Xn, Vn = _euler_post_tangent_step(field, solver, None)(0.0, X, V, h)
+    Xr, Vr = jax.vmap(lambda v: solver.step_and_tangent(field, 0.0, X, v, h),
+                      in_axes=0, out_axes=(None, 0))(V)
+    np.testing.assert_array_equal(Xn, Xr)
+    np.testing.assert_allclose(Vn, Vr, rtol=1e-13, atol=1e-15)
+
+
+def test_post_tanh_batch_matches_map_of_same_step(getkey):
+    """The issue-14 sweep (vmapped post-tanh Euler networks, full spectrum) gives the
+    exponents of the same Euler map measured as an `IteratedMap` (JVP tangents, per
+    iterate / h)."""
+    n, B, steps, h = 8, 4, 600, 0.1
+    As = jnp.stack([ox.random_skew(getkey(), n) for _ in range(B)])
+    x0s = jax.random.normal(getkey(), (B, n))
+    basis = jnp.linalg.qr(jax.random.normal(getkey(), (n, n)))[0]
+
+    def one(A, x0):
+        return ox.lyapunov_spectrum(ox.PostActivation(A, "tanh"), x0, dt=h, steps=steps,
+                                    solver="euler", basis=basis).exponents
+
+    def as_map(A, x0):
+        field = ox.PostActivation(A, "tanh")
+        fmap = ox.IteratedMap(lambda x: x + h * field(0.0, x))
+        return ox.lyapunov_spectrum(fmap, x0, steps=steps, basis=basis).exponents / h
+
+    got = jax.jit(jax.vmap(one))(As, x0s)
+    ref = jnp.stack([jax.jit(as_map)(A, x0) for A, x0 in zip(As, x0s)])
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)

@@ -211,11 +211,10 @@ def reduce_monitors(out, h, steps, use_invariant) -> dict[str, np.ndarray]:
         )
         log_growth = np.log(np.abs(Ef) / np.abs(E0))
     law = _law_measures(out.windows)
-    # A member frozen at the threshold has no samples after it: the windows it did not
-    # complete say nothing (the one before the freeze is still a full doubling).
     # A member frozen at the threshold has no samples after it, so its windows say
-    # nothing: its law comes from the last two doublings it did complete (log E/E0 at its
-    # samples number 2^(J-2), 2^(J-1), 2^J before the freeze).
+    # nothing: its law comes from the last two doublings it did complete (log E/E0 after
+    # the steps 2^(J-2), 2^(J-1), 2^J before the freeze, J >= 2: recorded at every
+    # power-of-two step, so a member frozen after step 4 has them whatever its samples).
     frozen = div_at >= 0
     fa, fb = _last_doublings(np.asarray(out.dyadic, np.float64))
     law["inc1"] = np.where(frozen, fa, law["inc1"])
@@ -257,15 +256,16 @@ def reduce_monitors(out, h, steps, use_invariant) -> dict[str, np.ndarray]:
 
 
 def _last_doublings(D):
-    """The increments of log E over the last two doublings of `D` `(J, B)` (log E/E0 at
-    samples 1, 2, 4, ...; a prefix of each column is set): NaN where fewer than three."""
-    J = np.isfinite(D).sum(axis=0) - 1
+    """The increments of log E over the last two doublings of `D` `(J, B)` (row j: log E/E0
+    after step 2^j, NaN where not recorded): the rows J-2, J-1, J up to the last recorded
+    one, J; NaN where one of them is missing (fewer than three)."""
+    fin = np.isfinite(D)
+    J = np.where(fin.any(axis=0), D.shape[0] - 1 - np.argmax(fin[::-1], axis=0), -1)
     cols = np.arange(D.shape[1])
-    ok = J >= 2
-    Jc = np.where(ok, J, 2)
+    Jc = np.maximum(J, 2)
     with np.errstate(invalid="ignore"):
-        b = np.where(ok, D[Jc, cols] - D[Jc - 1, cols], np.nan)
-        a = np.where(ok, D[Jc - 1, cols] - D[Jc - 2, cols], np.nan)
+        b = np.where(J >= 2, D[Jc, cols] - D[Jc - 1, cols], np.nan)
+        a = np.where(J >= 2, D[Jc - 1, cols] - D[Jc - 2, cols], np.nan)
     return a, b
 
 
@@ -306,9 +306,10 @@ def growth_laws(m: dict[str, np.ndarray], th: Thresholds = Thresholds()) -> np.n
       with a bounded σ, growing with 0.1 <= p <= p_max (below);
     - undetermined: growing, but neither (e.g. E - E0 << E0 growing linearly, which the
       start of an exponential looks like too: log E ~ E/E0 - 1 then gains twice as much
-      per doubling of time), or too few samples (a member frozen at the
-      threshold after fewer than 4 samples). A member past the threshold is judged on its
-      last two doublings before the freeze (log E at its samples 2^(J-2), 2^(J-1), 2^J):
+      per doubling of time), or too few records (a member frozen at the
+      threshold before step 4). A member past the threshold is judged on its last two
+      doublings before the freeze (log E after the steps 2^(J-2), 2^(J-1), 2^J, the last
+      power of two 2^J before the freeze; a missing one leaves a NaN increment):
       exponential when the last increment passes `exp_increment` and is at least
       `exp_accel` times the one before.
     With a bounded σ (column `bounded_sigma`; the sweep sets it for bounded activations

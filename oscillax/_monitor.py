@@ -4,13 +4,15 @@
 trajectory) in nested `lax.while_loop`s whose trip counts come from the step counts (traced
 values: no recompilation between chunks). The outer loop runs from one sample point to the
 next; at each it evaluates the invariant of the members whose sample is due and
-accumulates the reductions below (at least `samples` times per trajectory). Between
-samples, the inner loop runs blocks of up to `check_every` steps with no test inside: every
-step keeps the sign of the first coordinate as one bit of a word, from which the block
-counts the upward zero-crossings (for the period), and divergence is tested once at the
-block's end. A member that crossed the threshold in a block is replayed from the block's
-start one step at a time, so its step of divergence and frozen state are exact; the others
-keep the block. Memory is O(B n) whatever the step count.
+accumulates the reductions below (at least `samples` times per trajectory). It also stops
+at every power-of-two step (1, 2, 4, ...: ~log2(steps) stops, most of them block ends
+anyway), where log E is recorded for the growth law of a member that blows up between two
+samples (`dyadic`). Between stops, the inner loop runs blocks of up to `check_every` steps
+with no test inside: every step keeps the sign of the first coordinate as one bit of a
+word, from which the block counts the upward zero-crossings (for the period), and
+divergence is tested once at the block's end. A member that crossed the threshold in a
+block is replayed from the block's start one step at a time, so its step of divergence and
+frozen state are exact; the others keep the block. Memory is O(B n) whatever the step count.
 
 The blocks are the engine's (`_engine.advance`, `_engine.exceeds`); `_classify` turns the
 result (`MonitorOutput`) into measured columns and a status per trajectory.
@@ -55,8 +57,10 @@ class MonitorOutput(NamedTuple):
     windows: WindowSums
     quarters: QuarterMax
     dyadic: jax.Array
-    """`(J, B)`: log(E/E0) at the member's samples number 1, 2, 4, ..., 2^(J-1) (NaN where
-    not reached while below the threshold): the doublings a frozen member still has."""
+    """`(DYADIC_ROWS, B)`: log(E/E0) after the steps 1, 2, 4, ..., 2^30 (row j: step 2^j;
+    NaN where not reached while below the threshold, or past the member's run): the
+    doublings a member frozen at the threshold still has, however few steps it ran
+    (independent of its samples, so of its run's length)."""
     map_lyapunov: jax.Array
     """The largest Lyapunov exponent of the solver map per unit time (NaN unless asked)."""
 
@@ -66,7 +70,7 @@ class _Blocks(NamedTuple):
 
     k0: jax.Array  # the step the block starts from
     replay_to: jax.Array  # single steps until k0 reaches this
-    stop: jax.Array  # the next sample point of any member
+    stop: jax.Array  # the next sample point of any member, or power-of-two step
     X: jax.Array  # (n, B)
     S: jax.Array  # (6, B) int32: ALIVE, DIV, PREV, NUP, KFIRST, KLAST
     replay: jax.Array  # (B,) members that single steps advance
@@ -85,7 +89,7 @@ class _Samples(NamedTuple):
     max_drift: jax.Array
     sums: GrowthSums
     windows: WindowSums
-    dyadic: jax.Array  # (J, B)
+    dyadic: jax.Array  # (DYADIC_ROWS, B): log(E/E0) at the power-of-two steps
 
 
 def _sign_bit(x):
@@ -108,6 +112,16 @@ def _growth_measure(field, X, nrm2, use_inv):
 # divergence (-1), x[0] >= 0 after the last step, upward crossings, and the step indices
 # (1-based) of the first and last upward crossing.
 ALIVE, DIV, PREV, NUP, KFIRST, KLAST = range(6)
+
+DYADIC_ROWS = 31
+"""Rows of `MonitorOutput.dyadic`: the steps 2^0 ... 2^30 (step counts are int32)."""
+
+
+def _next_power_of_two(k):
+    """The first power of two above the step `k` >= 0 (int32 max past 2^30)."""
+    bits = 32 - jax.lax.clz(k)  # the bit length of k: 2^bits > k
+    return jnp.where(bits >= 31, jnp.iinfo(jnp.int32).max,
+                     jnp.left_shift(jnp.int32(1), jnp.minimum(bits, 30)))
 
 
 class _WithTangent(eqx.Module):
@@ -139,14 +153,15 @@ def _quarters(q: QuarterMax, nrm2, at, end, steps) -> QuarterMax:
 def _block(c: _Blocks, *, field, solver, h_row, steps, scale, thr2s, K) -> _Blocks:
     """L steps from k0 with no test inside (`_engine.advance`), then one test.
 
-    L runs to the next multiple of K or the next sample point, whichever is first, so no
-    member's run ends inside a block (its last step is a sample point) and block ends fall
-    on multiples of K. Members that stayed below the threshold keep the block. If a member
-    crossed it, the others go on from the block's end, and that member alone is replayed
-    from the block's start one step at a time (`replay`; rare: once per divergence), which
-    gives the exact step of divergence and the frozen state. The solver step appears once
-    in the program. The sign of x[0] after each step is kept as one bit of a word, and
-    upward crossings are counted from the word."""
+    L runs to the next multiple of K or the next stop of the outer loop (a sample point or
+    a power-of-two step), whichever is first, so no member's run ends inside a block (its
+    last step is a sample point) and block ends fall on multiples of K and on the stops.
+    Members that stayed below the threshold keep the block. If a member crossed it, the
+    others go on from the block's end, and that member alone is replayed from the block's
+    start one step at a time (`replay`; rare: once per divergence), which gives the exact
+    step of divergence and the frozen state. The solver step appears once in the program.
+    The sign of x[0] after each step is kept as one bit of a word, and upward crossings are
+    counted from the word."""
     k0, S = c.k0, c.S
     B = S.shape[1]
     single = k0 < c.replay_to
@@ -207,9 +222,10 @@ def _block(c: _Blocks, *, field, solver, h_row, steps, scale, thr2s, K) -> _Bloc
 
 
 def _sample(c: _Blocks, m: _Samples, *, field, h, E0, nrm2_0, use_inv, steps,
-            next_sample, scale, period):
+            next_sample, scale):
     """Evaluate the invariant and update the growth-rate sums and the growth-law windows
-    of the members whose sample point is the current step `c.k0`."""
+    of the members whose sample point is the current step `c.k0`; at a power-of-two step,
+    record log E/E0 of the members still running below the threshold (`dyadic`)."""
     X, k = c.X, c.k0
     dtype = X.dtype
     sampled = m.next_sample == k
@@ -232,11 +248,10 @@ def _sample(c: _Blocks, m: _Samples, *, field, h, E0, nrm2_0, use_inv, steps,
     v2 = (live & (k > steps // 4) & (k <= half)).astype(dtype)
     v3 = (live & (k > half)).astype(dtype)
     w = m.windows
-    # sample number i = k / period (the last one, at `steps`, may be off the grid: skipped)
-    i = k // period
-    dyad = live & (k % period == 0) & (i > 0) & ((i & (i - 1)) == 0)
-    j = 31 - jax.lax.clz(jnp.maximum(i, 1))  # log2(i)
-    rows = jnp.arange(m.dyadic.shape[0], dtype=jnp.int32)[:, None] == j[None, :]
+    # after step k = 2^j (a stop of every member's loop, sample point or not): row j
+    rec = (k > 0) & ((k & (k - 1)) == 0) & (c.S[ALIVE] == 1) & (steps >= k)
+    j = 31 - jax.lax.clz(jnp.maximum(k, 1))  # log2(k)
+    row = jax.lax.dynamic_index_in_dim(m.dyadic, j, keepdims=False)
     m = _Samples(
         next_sample=nxt,
         max_drift=jnp.where(sampled, jnp.maximum(m.max_drift, drift), m.max_drift),
@@ -249,9 +264,9 @@ def _sample(c: _Blocks, m: _Samples, *, field, h, E0, nrm2_0, use_inv, steps,
             n1=w.n1 + v1, g1=w.g1 + v1 * g, d1=w.d1 + v1 * d,
             n2=w.n2 + v2, g2=w.g2 + v2 * g, d2=w.d2 + v2 * d,
             n3=w.n3 + v3, g3=w.g3 + v3 * g, d3=w.d3 + v3 * d),
-        dyadic=jnp.where(rows & dyad[None, :], g[None, :], m.dyadic),
+        dyadic=jax.lax.dynamic_update_index_in_dim(m.dyadic, jnp.where(rec, g, row), j, 0),
     )
-    return c._replace(stop=jnp.min(nxt)), m
+    return c._replace(stop=jnp.minimum(jnp.min(nxt), _next_power_of_two(k))), m
 
 
 def _norm(Y):
@@ -338,22 +353,23 @@ def _integrate_monitored(
     S0 = jnp.stack([jnp.ones((B,), jnp.int32), jnp.full((B,), -1, jnp.int32),
                     (_sign_bit(X0[0]) == 0).astype(jnp.int32), izero, izero, izero])
     c0 = _Blocks(k0=jnp.asarray(0, jnp.int32), replay_to=jnp.asarray(0, jnp.int32),
-                 stop=jnp.min(first), X=X0, S=S0, replay=jnp.zeros((B,), bool),
+                 stop=jnp.minimum(jnp.min(first), 1), X=X0, S=S0, replay=jnp.zeros((B,), bool),
                  max_nrm2=nrm2_0, quarters=QuarterMax(zero, zero, zero, izero, izero),
                  V=jnp.full_like(X0, 1.0 / np.sqrt(X0.shape[0])) if lyapunov else None,
                  lyap=zero if lyapunov else None, lyap_steps=izero if lyapunov else None)
     m0 = _Samples(first, zero, GrowthSums(*([zero] * len(GrowthSums._fields))),
                   WindowSums(*([zero] * len(WindowSums._fields))),
-                  jnp.full(((2 * samples).bit_length() + 1, B), jnp.nan, dtype))
+                  jnp.full((DYADIC_ROWS, B), jnp.nan, dtype))
     block = lambda c: _block(c, field=field, solver=solver, h_row=h[None, :], steps=steps,
                              scale=scale, thr2s=thr2s, K=K)
 
     def between_samples(cm):
-        """Blocks up to the next sample point of any member, then the sample."""
+        """Blocks up to the next sample point of any member (or power-of-two step), then
+        the sample."""
         c, m = cm
         c = jax.lax.while_loop(lambda c: c.k0 < c.stop, block, c)
         return _sample(c, m, field=field, h=h, E0=E0, nrm2_0=nrm2_0, use_inv=use_inv,
-                       steps=steps, next_sample=next_sample, scale=scale, period=period)
+                       steps=steps, next_sample=next_sample, scale=scale)
 
     c, m = jax.lax.while_loop(lambda cm: cm[0].k0 < jnp.max(steps), between_samples, (c0, m0))
     X, S = c.X, c.S

@@ -57,6 +57,27 @@ def test_past_the_threshold_late_is_still_called_exponential():
     assert m["law"][0] == "exponential" and m["status"][0] == "diverged"
 
 
+@pytest.mark.parametrize("form", ["pre", "post"])
+def test_a_fast_blow_up_over_a_long_horizon_is_exponential(form):
+    """h = 0.5, ω = 3: ½|x|² gains a factor 1 + h²ω² = 3.25 a step and passes the threshold
+    (1e12) at step 24, long before the first sample (every 288 steps of 2e4 at T = 1e4).
+    Its law comes from log E at the steps 4, 8, 16 (every power-of-two step is recorded),
+    so it is `exponential` whatever the horizon, at the closed-form rate."""
+    A = ox.skew_from_frequencies(jnp.array([3.0]))
+    h = np.array([0.5, 0.5, 0.3])
+    m = _measure(ox.FORMS[form](A, "identity"), "euler", [[1, 0], [1, 0], [0.3, -0.2]], h,
+                 [1e4, 60.0, 1e4])
+    assert list(m["diverged_at"][:2]) == [24, 24] and 32 < m["diverged_at"][2] <= 64
+    assert list(m["law"]) == ["exponential"] * 3 and list(m["status"]) == ["diverged"] * 3
+    np.testing.assert_allclose(m["growth_rate"], np.log1p(h * h * 9.0) / h, rtol=1e-6)
+    # the law's measure does not depend on the horizon (T = 1e4 and 60 alike)
+    for k in ("late_increment", "early_increment", "growth_rate"):
+        assert m[k][0] == m[k][1], k
+    # log E over the steps 8 -> 16 (frozen at 24) and 16 -> 32 (frozen between 33 and 64)
+    np.testing.assert_allclose(m["late_increment"], np.array([8, 8, 16]) * np.log1p(
+        h * h * 9.0), rtol=1e-9)
+
+
 def test_too_short_to_tell_is_undetermined_not_diverged():
     # h = 0.01 over T = 100: ½|x|² grows by e^1, linear and exponential look alike
     m = _measure(ox.PreActivation(ROT, "identity"), "euler", [[1.0, 0.0]], 0.01, 100.0)

@@ -95,6 +95,35 @@ def test_a_member_does_not_depend_on_its_batch():
         np.testing.assert_allclose(sums[1, b] + sums[6, b], DT / 40 * points.sum(), rtol=1e-12)
 
 
+@pytest.mark.parametrize("check_every", [1, 5, 32])
+def test_dyadic_records_log_e_at_every_power_of_two_step(check_every):
+    """Row j of `dyadic` is log(E/E0) after step 2^j (E = ½|x|², the linear invariant) while
+    the member runs below the threshold, NaN after its freeze or its last step: whatever
+    the block length and the samples (here 2, so that no sample falls on most powers of
+    two), and without changing the trajectory."""
+    field, x0 = _batch("identity")
+    exp, thr = _expected(field, x0, check_every)
+    tr = ox.simulate(field, x0, dt=DT, steps=int(STEPS.max()), divergence_threshold=THR)
+    xs = np.asarray(tr.xs)
+    out = integrate_monitored(field, FIXED_SOLVERS["euler"], x0.T,
+                              jnp.full((STEPS.size,), DT), jnp.asarray(STEPS), thr,
+                              check_every=check_every, samples=2)
+    D = np.asarray(out.dyadic)
+    assert D.shape == (31, STEPS.size)
+    for b, e in enumerate(exp):
+        assert int(out.diverged_at[b]) == e["div_at"], b
+        np.testing.assert_allclose(np.asarray(out.X[:, b]), e["final"], rtol=1e-12)
+        last = STEPS[b] if e["div_at"] < 0 else e["div_at"] - 1  # the last state below
+        for j in range(31):
+            k = 2 ** j
+            if k <= last:
+                want = np.log(np.sum(xs[b, k] ** 2) / np.sum(xs[b, 0] ** 2))
+                assert D[j, b] == pytest.approx(want, rel=1e-9, abs=1e-12), (b, j)
+            else:
+                assert np.isnan(D[j, b]), (b, j)
+    assert np.isfinite(D[:3]).sum() >= 20  # members recorded at steps 1, 2 and 4
+
+
 @pytest.mark.parametrize("bad", [dict(check_every=0), dict(check_every=33), dict(samples=0)])
 def test_bad_block_settings(bad):
     field, x0 = _batch("tanh")

@@ -62,7 +62,8 @@ _TMP_RE = re.compile(r"\..+\.tmp-\d+")
 # Version 3: the axis columns gamma and bias, the theory column theory_gamma_star.
 # Version 4: implicit midpoint stops Newton once converged (results differ in the last
 # bits from version 3's five iterations); a resolved growth of a bounded sigma with
-# 0.1 <= p <= p_max is a power law whatever log E does (it was `undetermined`).
+# 0.1 <= p <= p_max is a power law whatever log E does (it was `undetermined`); a member
+# frozen at the threshold is judged on log E at its power-of-two steps.
 FORMAT_VERSION = 4
 
 

@@ -99,12 +99,14 @@ def _sign_bit(x):
     return (bits >> (bits.dtype.itemsize * 8 - 1)).astype(jnp.uint32)
 
 
-def _growth_measure(field, X, nrm2, use_inv):
+def _growth_measure(field, X, nrm2, use_inv, inv=None):
     """The invariant (for odd activations, where it is an even, positive 'energy') or
-    |x|^2; `use_inv` is a Python bool or one bool per member."""
+    |x|^2; `use_inv` is a Python bool or one bool per member; `inv`: the invariant at X
+    when already evaluated (each evaluation is traced again: 14 segments of a sweep's
+    field made tracing a large part of a warm atlas)."""
     if use_inv is False:
         return nrm2
-    inv = field.invariant(X.T)
+    inv = field.invariant(X.T) if inv is None else inv
     return inv if use_inv is True else jnp.where(use_inv, inv, nrm2)
 
 
@@ -328,9 +330,10 @@ def _integrate_monitored(
     scale = jnp.where(jnp.isfinite(scale), scale, jnp.ones_like(scale))
     thr2s = jnp.square(jnp.asarray(thr, dtype) * scale)  # (thr s)^2
     nrm2_0 = sqnorm(X0 * scale[None, :])
-    E0 = _growth_measure(field, X0, nrm2_0, use_inv)
+    inv0 = field.invariant(X0.T) if field.has_invariant() else None
+    E0 = _growth_measure(field, X0, nrm2_0, use_inv, inv0)
     E0 = jnp.where(jnp.abs(E0) > 0, E0, jnp.finfo(dtype).tiny)
-    inv0 = field.invariant(X0.T) if field.has_invariant() else jnp.zeros((B,), dtype)
+    inv0 = jnp.zeros((B,), dtype) if inv0 is None else inv0
     speed0 = _norm(field.rhs(X0))
     zero = jnp.zeros((B,), dtype)
     izero = jnp.zeros((B,), jnp.int32)
@@ -374,7 +377,9 @@ def _integrate_monitored(
     c, m = jax.lax.while_loop(lambda cm: cm[0].k0 < jnp.max(steps), between_samples, (c0, m0))
     X, S = c.X, c.S
     nrm2 = sqnorm(X * scale[None, :])
-    inv = field.invariant(X.T) if field.has_invariant() else jnp.full((B,), jnp.nan, dtype)
+    inv = field.invariant(X.T) if field.has_invariant() else None
+    E_final = _growth_measure(field, X, nrm2, use_inv, inv)
+    inv = jnp.full((B,), jnp.nan, dtype) if inv is None else inv
     q = c.quarters
     return MonitorOutput(
         X=X,
@@ -389,7 +394,7 @@ def _integrate_monitored(
         inv0=inv0,
         inv_final=inv,
         E0=E0,
-        E_final=_growth_measure(field, X, nrm2, use_inv),
+        E_final=E_final,
         max_drift=m.max_drift,
         speed0=speed0,
         speed_final=_norm(field.rhs(X)),

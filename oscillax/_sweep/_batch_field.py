@@ -152,7 +152,12 @@ class BatchField(AbstractField):
     def invariant(self, x):
         """Each member's own invariant (`PreActivation.invariant` / `PostActivation.
         invariant`) at states `(B, n)`; NaN for the members whose field has none (pre with
-        $\\gamma \\ne 0$, post with $b \\ne 0$)."""
+        $\\gamma \\ne 0$, post with $b \\ne 0$). Staged as one nested jit: the sweep's
+        loop evaluates it at several places, and each would otherwise trace every segment's
+        antiderivative again (XLA inlines the call)."""
+        return _invariant(self, x)
+
+    def _invariant(self, x):
         X = x.T
         B = X.shape[1]
 
@@ -209,3 +214,6 @@ class BatchField(AbstractField):
         if self.bias is not None:
             specs = eqx.tree_at(lambda f: f.bias, specs, P(None, axis))
         return specs
+
+
+_invariant = eqx.filter_jit(BatchField._invariant)

@@ -393,10 +393,16 @@ def _execute(r: _Run, place, progress: bool) -> list[pd.DataFrame]:
             if r.run_dir is not None else set())
     todo = list(iter_chunks(chunks, done, r.process_index, r.process_count))
     batches = list(side_by_side(todo, slots))
-    cases = cases_f.result()
-    ready = compile_ahead(spec, batches, rows, place, slots, cases)
     n_mine = sum(c.n_members for c in mine)
     n_done = n_mine - sum(c.n_members for c in todo)
+    # a fresh, large, single-process run whose chunks follow traj_id order: results.parquet
+    # is written beside the parts (no merge that reads them all back), in that order
+    append = (r.run_dir is not None and not done and r.process_count == 1
+              and n_mine > _store.MERGE_ROWS and _in_traj_order(chunks))
+    if not append:
+        batches = costly_programs_first(batches, rows)
+    cases = cases_f.result()
+    ready = compile_ahead(spec, batches, rows, place, slots, cases)
     frames: list[pd.DataFrame] = []
     prog, task = _progress(progress, n_mine, n_done)
     t0, start_done = time.perf_counter(), n_done
@@ -405,12 +411,7 @@ def _execute(r: _Run, place, progress: bool) -> list[pd.DataFrame]:
     engine = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="oscillax-engine")
               if len(batches) > 1 else None)
     writes: collections.deque = collections.deque()
-    # a fresh, large, single-process run whose chunks follow traj_id order: results.parquet
-    # is written beside the parts (no merge that reads them all back)
-    appender = None
-    if (writer is not None and not done and r.process_count == 1
-            and n_mine > _store.MERGE_ROWS and _in_traj_order(chunks)):
-        appender = _store.ResultsAppender(r.run_dir, n_mine)
+    appender = _store.ResultsAppender(r.run_dir, n_mine) if append else None
 
     def finish_batch(batch, dispatched):
         nonlocal n_done
@@ -451,6 +452,30 @@ def _execute(r: _Run, place, progress: bool) -> list[pd.DataFrame]:
             appender.abort()
     r.n_chunks = len(chunks)
     return frames
+
+
+_STAGES = {"euler": 1, "heun": 2, "midpoint": 2, "rk4": 4, "implicit_midpoint": 6}
+"""Rough cost of a solver's step in field evaluations (implicit midpoint: its Newton
+iterations with their Jacobians), for `costly_programs_first`."""
+
+
+def costly_programs_first(batches: list[list[Chunk]], rows: pd.DataFrame) -> list:
+    """The calls grouped by program, the most expensive program first (member-steps x
+    solver stages x dim), each program's calls in their order. Its programs compile (are
+    traced, mostly under the GIL) while the engine runs; starting with the longest
+    engine work lets the cheap programs' tracing hide behind it instead of following it.
+    The order of calls changes no number."""
+    steps = rows["steps"].to_numpy()
+    groups: dict = {}
+    for b in batches:
+        groups.setdefault(b[0].program, []).append(b)
+
+    def cost(calls):
+        c0 = calls[0][0]
+        n = sum(int(steps[c.traj_ids[c.traj_ids >= 0]].sum()) for b in calls for c in b)
+        return n * _STAGES.get(c0.solver, 4) * c0.dim
+
+    return [b for calls in sorted(groups.values(), key=cost, reverse=True) for b in calls]
 
 
 def _in_traj_order(chunks) -> bool:

@@ -53,6 +53,16 @@ def test_a_dimension_too_large_for_the_table_is_drawn_per_chunk(monkeypatch):
     np.testing.assert_array_equal(b, _cases.bias_directions(spec, 3, [1, 4], np.float64))
 
 
+def test_a_case_table_drawn_in_blocks_is_the_same(monkeypatch):
+    spec = ox.SweepSpec(**SPEC)
+    whole = _cases.CaseTable(spec)
+    monkeypatch.setattr(_cases, "CASE_TABLE_BLOCK", 2)  # 5 seeds: blocks of 2, 2, 1
+    blocks = _cases.CaseTable(spec)
+    for dim in (2, 3):
+        for x, y in zip(whole.get(spec, dim, np.arange(5)), blocks.get(spec, dim, np.arange(5))):
+            np.testing.assert_array_equal(x, y)
+
+
 def test_the_closed_form_norm_of_a_2x2_skew_matrix_is_the_svd_norm():
     W = np.random.default_rng(0).normal(size=(20_000, 2, 2))
     A = W - np.swapaxes(W, 1, 2)

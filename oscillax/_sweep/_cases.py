@@ -88,6 +88,10 @@ CASE_TABLE_ENTRIES = 1 << 24
 (seeds x (n^2 + 2n)); larger ones are drawn chunk by chunk."""
 
 
+CASE_TABLE_BLOCK = 1 << 16
+"""Seeds drawn per call while building a `CaseTable`."""
+
+
 class CaseTable:
     """Every case of a sweep (A, x0 direction and bias direction of each (dim, seed)),
     drawn once before the engine starts, for `chunk_inputs`.
@@ -103,8 +107,17 @@ class CaseTable:
         self._by_dim = {}
         for dim in dict.fromkeys(spec.dims):
             if spec.seeds * (dim * dim + 2 * dim) <= CASE_TABLE_ENTRIES:
-                A, d = case_arrays(spec, dim, seeds, dtype)
-                b = bias_directions(spec, dim, seeds, dtype) if spec.has_bias else None
+                # in blocks of seeds, so the float64 intermediates of a million cases never
+                # exist at once (only the dtype results are kept)
+                A = np.empty((spec.seeds, dim, dim), dtype)
+                d = np.empty((spec.seeds, dim), dtype)
+                b = np.empty((spec.seeds, dim), dtype) if spec.has_bias else None
+                for lo in range(0, spec.seeds, CASE_TABLE_BLOCK):
+                    part = seeds[lo:lo + CASE_TABLE_BLOCK]
+                    A[lo:lo + part.size], d[lo:lo + part.size] = case_arrays(spec, dim, part,
+                                                                            dtype)
+                    if b is not None:
+                        b[lo:lo + part.size] = bias_directions(spec, dim, part, dtype)
                 self._by_dim[dim] = (A, d, b)
 
     def get(self, spec: SweepSpec, dim: int, seeds):

@@ -16,6 +16,7 @@ operations, bit for bit, as before they existed.
 from __future__ import annotations
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -89,6 +90,12 @@ class BatchField(AbstractField):
         return F if self.gamma is None else F - self.gamma[None, :] * X
 
     def rhs(self, X, t=0.0, args=None):
+        """The field at states `(n, B)`. Staged as one nested jit, as `invariant`: a step
+        evaluates it several times (rk4: 4), and each would trace every segment again (only
+        while tracing: an eager call runs op by op, bit for bit as `PreActivation.rhs`)."""
+        return _rhs(self, X) if isinstance(X, jax.core.Tracer) else self._rhs(X)
+
+    def _rhs(self, X):
         forms = self._forms()
         if forms == {"pre"}:
             return self._diffused(self._sigma(self._biased(matvec(self.A, X))), X)
@@ -155,7 +162,7 @@ class BatchField(AbstractField):
         $\\gamma \\ne 0$, post with $b \\ne 0$). Staged as one nested jit: the sweep's
         loop evaluates it at several places, and each would otherwise trace every segment's
         antiderivative again (XLA inlines the call)."""
-        return _invariant(self, x)
+        return _invariant(self, x) if isinstance(x, jax.core.Tracer) else self._invariant(x)
 
     def _invariant(self, x):
         X = x.T
@@ -217,3 +224,4 @@ class BatchField(AbstractField):
 
 
 _invariant = eqx.filter_jit(BatchField._invariant)
+_rhs = eqx.filter_jit(BatchField._rhs)

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from ._errors import fail, print_warning
-from ._options import example, prepare_out
+from ._options import ActivationName, Form, Overwrite, example, prepare_out
 from ._simulate import _floats
 
 EPILOG = example("oscillax lyapunov --solver euler --dt 0.1 --steps 10000",
@@ -38,10 +38,8 @@ _FLAGS = {"dt": "--dt", "steps": "--steps", "k": "--k", "renorm_every": "--renor
 
 
 def lyapunov(
-    form: Annotated[str, typer.Option(
-        "--form", help="post: dx/dt = A σ(x); pre: dx/dt = σ(A x) − γ x.")] = "post",
-    activation: Annotated[str, typer.Option(
-        "--activation", help="σ: a name from ox.ACTIVATIONS (identity, tanh, ...).")] = "tanh",
+    form: Form = "post",
+    activation: ActivationName = "tanh",
     dim: Annotated[int | None, typer.Option(
         "--dim", show_default=False,
         help=f"State size n of the random networks (default {DEFAULT_DIM}, or --matrix's)."
@@ -88,9 +86,7 @@ def lyapunov(
     out: Annotated[Path | None, typer.Option(
         "--out", show_default=False,
         help=f"Directory to write {', '.join(OUTPUTS)} into (default: none).")] = None,
-    overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="Write into a non-empty --out, replacing only this command's "
-        "files there.")] = False,
+    overwrite: Overwrite = False,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the results as JSON (the content of lyapunov.json) instead "
         "of tables.")] = False,

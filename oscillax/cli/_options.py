@@ -21,6 +21,17 @@ ProcessId = Annotated[int | None, typer.Option(
     help="This process's index in a multi-host run.")]
 
 
+# The network options of `simulate`, `orbits` and `lyapunov`, with their defaults there
+# ("post", "tanh", False).
+Form = Annotated[str, typer.Option(
+    "--form", help="post: dx/dt = A σ(x); pre: dx/dt = σ(A x) − γ x.")]
+ActivationName = Annotated[str, typer.Option(
+    "--activation", help="σ: a name from ox.ACTIVATIONS (identity, tanh, ...).")]
+Overwrite = Annotated[bool, typer.Option(
+    "--overwrite", help="Write into a non-empty --out, replacing only this command's files "
+    "there.")]
+
+
 def example(*lines: str) -> str:
     """The epilog of a command's --help: its example command line(s)."""
     return "Example" + ("s" if len(lines) > 1 else "") + ": " + ", ".join(

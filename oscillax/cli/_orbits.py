@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ._errors import fail
-from ._options import example, prepare_out
+from ._options import ActivationName, Overwrite, example, prepare_out
 from ._simulate import _flagged, _floats
 
 EPILOG = example("oscillax orbits --form post --activation tanh --frequencies 1 "
@@ -30,8 +30,7 @@ GUESS_DT = 0.02  # RK4 step of the short simulation that gives the period guesse
 def orbits(
     form: Annotated[str, typer.Option(
         "--form", help="post: dx/dt = A σ(x); pre: dx/dt = σ(A x).")] = "post",
-    activation: Annotated[str, typer.Option(
-        "--activation", help="σ: a name from ox.ACTIVATIONS (identity, tanh, ...).")] = "tanh",
+    activation: ActivationName = "tanh",
     n: Annotated[int | None, typer.Option(
         "--n", show_default=False,
         help=f"State size (>= 2): A is a random skew matrix of spectral radius 1 drawn with "
@@ -50,9 +49,7 @@ def orbits(
     out: Annotated[Path | None, typer.Option(
         "--out", show_default=False,
         help="Output directory (default: runs/orbits-DATE-TIME).")] = None,
-    overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="Write into a non-empty --out, replacing only this command's "
-        "files there.")] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Periodic orbits of one network: period against invariant level, multipliers, section.
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ._errors import fail
-from ._options import example, prepare_out
+from ._options import ActivationName, Form, Overwrite, example, prepare_out
 
 EPILOG = example("oscillax simulate --form post --activation tanh --frequencies 1,2.5 "
                  "--solver euler --dt 0.05 --t1 100 --out sim")
@@ -34,10 +34,8 @@ _FLAGS = {"dt": "--dt", "t1": "--t1", "steps": "--steps", "x0": "--x0", "gamma":
 
 
 def simulate(
-    form: Annotated[str, typer.Option(
-        "--form", help="post: dx/dt = A σ(x); pre: dx/dt = σ(A x) − γ x.")] = "post",
-    activation: Annotated[str, typer.Option(
-        "--activation", help="σ: a name from ox.ACTIVATIONS (identity, tanh, ...).")] = "tanh",
+    form: Form = "post",
+    activation: ActivationName = "tanh",
     n: Annotated[int | None, typer.Option(
         "--n", show_default=False,
         help=f"State size: A is a random skew matrix of spectral radius 1 drawn with --seed "
@@ -73,9 +71,7 @@ def simulate(
     out: Annotated[Path | None, typer.Option(
         "--out", show_default=False,
         help="Output directory (default: runs/simulate-DATE-TIME).")] = None,
-    overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="Write into a non-empty --out, replacing only this command's "
-        "files there.")] = False,
+    overwrite: Overwrite = False,
     no_figures: Annotated[bool, typer.Option(
         "--no-figures", help="Skip drawing the figures.")] = False,
 ) -> None:

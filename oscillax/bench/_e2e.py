@@ -110,6 +110,13 @@ class AtlasCommand:
                 "extra": extra}
 
 
+def _w2_spec(ox, seeds: int, steps: int, dt: float):
+    """W2 as a sweep: n = 2, pre tanh, Euler at `dt`, one random A per trajectory (`ox`: the
+    child's own import of oscillax, timed as a script's)."""
+    return ox.SweepSpec(forms=("pre",), activations=("tanh",), solvers=("euler",), dts=(dt,),
+                        dims=(2,), amplitudes=(1.0,), seeds=seeds, steps=steps)
+
+
 def _sweep_child(seeds: int, steps: int, dt: float) -> dict:
     """In this (fresh) process: `ox.sweep` twice, then the diffrax peer, same workload."""
     t_import = time.perf_counter()
@@ -123,8 +130,7 @@ def _sweep_child(seeds: int, steps: int, dt: float) -> dict:
 
     from oscillax._sweep._cases import case_arrays  # the sweep's own cases, for the peer
 
-    spec = ox.SweepSpec(forms=("pre",), activations=("tanh",), solvers=("euler",), dts=(dt,),
-                        dims=(2,), amplitudes=(1.0,), seeds=seeds, steps=steps)
+    spec = _w2_spec(ox, seeds, steps, dt)
     ts = seeds * steps
     out = {"seeds": seeds, "steps": steps, "dt": dt, "traj_steps": ts,
            "devices": jax.device_count(), "import_s": import_s}
@@ -185,8 +191,7 @@ def _stream_child(seeds: int, steps: int, dt: float, repeats: int = 3) -> dict:
     from oscillax._sweep._cases import chunk_inputs
     from oscillax._sweep._plan import grid, plan
 
-    spec = ox.SweepSpec(forms=("pre",), activations=("tanh",), solvers=("euler",), dts=(dt,),
-                        dims=(2,), amplitudes=(1.0,), seeds=seeds, steps=steps)
+    spec = _w2_spec(ox, seeds, steps, dt)
     ts = seeds * steps
     out = {"seeds": seeds, "steps": steps, "dt": dt, "traj_steps": ts,
            "devices": jax.local_device_count(), "import_s": import_s,
@@ -212,8 +217,7 @@ def _stream_child(seeds: int, steps: int, dt: float, repeats: int = 3) -> dict:
     place = _distributed.default_place()
     slots = getattr(place, "device_count", 1) if place is not None else 1
     width = out["chunk_size"]
-    espec = ox.SweepSpec(forms=("pre",), activations=("tanh",), solvers=("euler",), dts=(dt,),
-                         dims=(2,), amplitudes=(1.0,), seeds=width * slots, steps=steps)
+    espec = _w2_spec(ox, width * slots, steps, dt)
     rows = grid(espec).set_index("traj_id", drop=False)
     batch = plan(espec, width)[:slots]
     ins = [chunk_inputs(espec, c, rows) for c in batch]

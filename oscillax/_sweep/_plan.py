@@ -26,14 +26,16 @@ AXES = ("form", "activation", "solver", "dt", "dim", "amplitude", "gamma", "bias
 Adding an axis of one value leaves every `traj_id` as it was."""
 
 
-def _strings(names, codes) -> pd.api.extensions.ExtensionArray:
-    """`names[codes]` as pandas' string column (built by pyarrow: an object array of a
-    million names took a second to convert)."""
+def strings(names, codes, dtype=None) -> pd.api.extensions.ExtensionArray:
+    """`names[codes]` (integer codes) as a pandas string column of `dtype` (default: the
+    grid's, `pd.StringDtype(na_value=nan)`), built by pyarrow: an object array of a million
+    names took a second to convert."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    return pd.array(pc.take(pa.array(list(names), pa.large_string()), pa.array(codes)),
-                    dtype=pd.StringDtype(na_value=np.nan))
+    taken = pc.take(pa.array(list(names), pa.large_string()),
+                    pa.array(np.asarray(codes, np.int64)))
+    return pd.array(taken, dtype=pd.StringDtype(na_value=np.nan) if dtype is None else dtype)
 
 
 def grid(spec: SweepSpec) -> pd.DataFrame:
@@ -47,9 +49,9 @@ def grid(spec: SweepSpec) -> pd.DataFrame:
     f, a, s, d, n, amp, gam, bias, seed = (c.ravel() for c in cols)
     df = pd.DataFrame({
         "traj_id": np.arange(f.size, dtype=np.int64),
-        "form": _strings(spec.forms, f),
-        "activation": _strings(spec.activations, a),
-        "solver": _strings(spec.solvers, s),
+        "form": strings(spec.forms, f),
+        "activation": strings(spec.activations, a),
+        "solver": strings(spec.solvers, s),
         "dt": np.asarray(spec.dts)[d],
         "dim": np.asarray(spec.dims, np.int64)[n],
         "amplitude": np.asarray(spec.amplitudes)[amp],

@@ -46,7 +46,7 @@ from .._solver import FIXED_SOLVERS
 from .._theory import amplification, gamma_star
 from . import _store
 from ._cases import CaseTable, batch_field, chunk_inputs
-from ._plan import AXES, Chunk, grid, iter_chunks, plan, side_by_side
+from ._plan import AXES, Chunk, grid, iter_chunks, plan, side_by_side, strings
 from ._result import MEASURED, SweepResult, summarize
 from ._spec import SweepSpec, read_spec_text
 
@@ -216,21 +216,12 @@ def chunk_rows(spec: SweepSpec, chunk: Chunk, sel: pd.DataFrame, out,
     omega = np.where(sel["dim"].to_numpy() > 1, spec.spectral_radius, 0.0)
     cols["theory_gamma_star"] = gamma_star(h, omega, chunk.solver)
     text = sel["activation"].dtype
-    cols["growth_law"] = _names(GROWTH_LAW_NAMES, law, text)
-    cols["status"] = _names(STATUS_NAMES, status, text)
+    cols["growth_law"] = strings(GROWTH_LAW_NAMES, law, text)
+    cols["status"] = strings(STATUS_NAMES, status, text)
     cols["map_lyapunov"] = np.asarray(out.map_lyapunov, np.float64)
     names = ["traj_id", *AXES, *(c for c in MEASURED if c != "map_lyapunov" or spec.lyapunov),
              "growth_law", "status"]
     return pd.DataFrame({k: cols[k] for k in names}, copy=False)
-
-
-def _names(names, codes, dtype):
-    """The names of integer codes as a pandas array of `dtype` (a string column's)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    return pd.array(pc.take(pa.array(list(names)), pa.array(np.asarray(codes, np.int64))),
-                    dtype=dtype)
 
 
 def compile_ahead(spec: SweepSpec, batches: list[list[Chunk]], rows, place, slots: int,

@@ -90,6 +90,13 @@ class _Samples(NamedTuple):
     sums: GrowthSums
     windows: WindowSums
     dyadic: jax.Array  # (DYADIC_ROWS, B): log(E/E0) at the power-of-two steps
+    started: jax.Array  # () bool: the sample at step 0 is taken
+    E0: jax.Array  # (B,) the growth measure at step 0 (0 replaced by the tiniest float)
+    inv0: jax.Array  # (B,) the invariant at step 0 (0 without one)
+    speed0: jax.Array  # (B,) |f(x0)|
+    E_final: jax.Array  # (B,) the growth measure after the member's last step
+    inv_final: jax.Array  # (B,) the invariant there (NaN without one)
+    speed_final: jax.Array  # (B,) |f(x)| there
 
 
 def _sign_bit(x):
@@ -223,16 +230,29 @@ def _block(c: _Blocks, *, field, solver, h_row, steps, scale, thr2s, K) -> _Bloc
     )
 
 
-def _sample(c: _Blocks, m: _Samples, *, field, h, E0, nrm2_0, use_inv, steps,
-            next_sample, scale):
+def _sample(c: _Blocks, m: _Samples, *, field, h, nrm2_0, use_inv, steps, next_sample,
+            scale):
     """Evaluate the invariant and update the growth-rate sums and the growth-law windows
     of the members whose sample point is the current step `c.k0`; at a power-of-two step,
-    record log E/E0 of the members still running below the threshold (`dyadic`)."""
+    record log E/E0 of the members still running below the threshold (`dyadic`).
+
+    The first call is at step 0, before any step: it records the start (E0, the invariant,
+    |f(x0)|), and each member's sample at its last step records its end. The field's
+    invariant and rhs thus appear once in the program, here, instead of also before and
+    after the loop (which made the program about twice as large to compile); |f(x)| is
+    evaluated only at a call where some member starts or ends (`lax.cond`)."""
     X, k = c.X, c.k0
     dtype = X.dtype
+    B = X.shape[1]
     sampled = m.next_sample == k
     nrm2 = sqnorm(X * scale[None, :])
-    E = _growth_measure(field, X, nrm2, use_inv)
+    inv = field.invariant(X.T) if field.has_invariant() else None
+    E = _growth_measure(field, X, nrm2, use_inv, inv)
+    first = ~m.started
+    E0 = jnp.where(first, jnp.where(jnp.abs(E) > 0, E, jnp.finfo(dtype).tiny), m.E0)
+    final = steps == k  # the member's last sample (with 0 steps, the one at step 0)
+    speed = jax.lax.cond(first | jnp.any(final), lambda: _norm(field.rhs(X)),
+                         lambda: jnp.zeros((B,), dtype))
     g = jnp.log(jnp.maximum(E / E0, jnp.finfo(dtype).tiny))
     t = k.astype(dtype) * h
     drift_norm = jnp.abs(jnp.sqrt(nrm2 / nrm2_0) - 1)
@@ -267,6 +287,13 @@ def _sample(c: _Blocks, m: _Samples, *, field, h, E0, nrm2_0, use_inv, steps,
             n2=w.n2 + v2, g2=w.g2 + v2 * g, d2=w.d2 + v2 * d,
             n3=w.n3 + v3, g3=w.g3 + v3 * g, d3=w.d3 + v3 * d),
         dyadic=jax.lax.dynamic_update_index_in_dim(m.dyadic, jnp.where(rec, g, row), j, 0),
+        started=jnp.asarray(True),
+        E0=E0,
+        inv0=m.inv0 if inv is None else jnp.where(first, inv, m.inv0),
+        speed0=jnp.where(first, speed, m.speed0),
+        E_final=jnp.where(final, E, m.E_final),
+        inv_final=m.inv_final if inv is None else jnp.where(final, inv, m.inv_final),
+        speed_final=jnp.where(final, speed, m.speed_final),
     )
     return c._replace(stop=jnp.minimum(jnp.min(nxt), _next_power_of_two(k))), m
 
@@ -330,11 +357,6 @@ def _integrate_monitored(
     scale = jnp.where(jnp.isfinite(scale), scale, jnp.ones_like(scale))
     thr2s = jnp.square(jnp.asarray(thr, dtype) * scale)  # (thr s)^2
     nrm2_0 = sqnorm(X0 * scale[None, :])
-    inv0 = field.invariant(X0.T) if field.has_invariant() else None
-    E0 = _growth_measure(field, X0, nrm2_0, use_inv, inv0)
-    E0 = jnp.where(jnp.abs(E0) > 0, E0, jnp.finfo(dtype).tiny)
-    inv0 = jnp.zeros((B,), dtype) if inv0 is None else inv0
-    speed0 = _norm(field.rhs(X0))
     zero = jnp.zeros((B,), dtype)
     izero = jnp.zeros((B,), jnp.int32)
 
@@ -356,13 +378,15 @@ def _integrate_monitored(
     S0 = jnp.stack([jnp.ones((B,), jnp.int32), jnp.full((B,), -1, jnp.int32),
                     (_sign_bit(X0[0]) == 0).astype(jnp.int32), izero, izero, izero])
     c0 = _Blocks(k0=jnp.asarray(0, jnp.int32), replay_to=jnp.asarray(0, jnp.int32),
-                 stop=jnp.minimum(jnp.min(first), 1), X=X0, S=S0, replay=jnp.zeros((B,), bool),
+                 stop=jnp.asarray(0, jnp.int32), X=X0, S=S0, replay=jnp.zeros((B,), bool),
                  max_nrm2=nrm2_0, quarters=QuarterMax(zero, zero, zero, izero, izero),
                  V=jnp.full_like(X0, 1.0 / np.sqrt(X0.shape[0])) if lyapunov else None,
                  lyap=zero if lyapunov else None, lyap_steps=izero if lyapunov else None)
     m0 = _Samples(first, zero, GrowthSums(*([zero] * len(GrowthSums._fields))),
                   WindowSums(*([zero] * len(WindowSums._fields))),
-                  jnp.full((DYADIC_ROWS, B), jnp.nan, dtype))
+                  jnp.full((DYADIC_ROWS, B), jnp.nan, dtype), started=jnp.asarray(False),
+                  E0=zero, inv0=zero, speed0=zero, E_final=zero,
+                  inv_final=jnp.full((B,), jnp.nan, dtype), speed_final=zero)
     block = lambda c: _block(c, field=field, solver=solver, h_row=h[None, :], steps=steps,
                              scale=scale, thr2s=thr2s, K=K)
 
@@ -371,15 +395,14 @@ def _integrate_monitored(
         the sample."""
         c, m = cm
         c = jax.lax.while_loop(lambda c: c.k0 < c.stop, block, c)
-        return _sample(c, m, field=field, h=h, E0=E0, nrm2_0=nrm2_0, use_inv=use_inv,
+        return _sample(c, m, field=field, h=h, nrm2_0=nrm2_0, use_inv=use_inv,
                        steps=steps, next_sample=next_sample, scale=scale)
 
-    c, m = jax.lax.while_loop(lambda cm: cm[0].k0 < jnp.max(steps), between_samples, (c0, m0))
+    # the first pass runs no block (stop = 0) and takes the sample at step 0
+    c, m = jax.lax.while_loop(lambda cm: ~cm[1].started | (cm[0].k0 < jnp.max(steps)),
+                              between_samples, (c0, m0))
     X, S = c.X, c.S
     nrm2 = sqnorm(X * scale[None, :])
-    inv = field.invariant(X.T) if field.has_invariant() else None
-    E_final = _growth_measure(field, X, nrm2, use_inv, inv)
-    inv = jnp.full((B,), jnp.nan, dtype) if inv is None else inv
     q = c.quarters
     return MonitorOutput(
         X=X,
@@ -391,13 +414,13 @@ def _integrate_monitored(
         max_norm=jnp.sqrt(jnp.maximum(c.max_nrm2, nrm2)) / scale,  # and the final state
         norm0=_norm(X0),
         norm_final=_norm(X),
-        inv0=inv0,
-        inv_final=inv,
-        E0=E0,
-        E_final=E_final,
+        inv0=m.inv0,
+        inv_final=m.inv_final,
+        E0=m.E0,
+        E_final=m.E_final,
         max_drift=m.max_drift,
-        speed0=speed0,
-        speed_final=_norm(field.rhs(X)),
+        speed0=m.speed0,
+        speed_final=m.speed_final,
         sums=m.sums,
         windows=m.windows,
         dyadic=m.dyadic,

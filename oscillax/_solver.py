@@ -251,6 +251,9 @@ class _DiffraxSolvers(Mapping):
 
         return getattr(diffrax, self._names[name])
 
+    def __contains__(self, name):  # (Mapping's would look the class up: import diffrax)
+        return name in self._names
+
     def __iter__(self):
         return iter(self._names)
 

@@ -205,7 +205,12 @@ def test_the_atlas_figures_are_the_same_with_the_worker(small_run, tmp_path):
 
 
 def test_import_oscillax_leaves_the_heavy_dependencies_out():
+    # nor does building a sweep's spec (its solver names are checked: 'tsit5' in
+    # ADAPTIVE_SOLVERS must not look the class up)
     code = ("import sys, oscillax as ox; "
+            "import importlib.resources as r; "
+            "ox.SweepSpec.from_toml(r.files('oscillax.specs') / 'euler_stability.toml'); "
+            "assert 'tsit5' in ox.ADAPTIVE_SOLVERS and 'euler' not in ox.ADAPTIVE_SOLVERS; "
             "print(json.dumps([m for m in ('diffrax', 'optimistix', 'scipy.optimize', "
             "'optax', 'matplotlib') if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", "import json; " + code], check=True,
@@ -220,3 +225,38 @@ def test_import_oscillax_leaves_the_heavy_dependencies_out():
     assert out == ["simulate", "fit", "lyapunov_spectrum", "True", "Tsit5"]
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         ox.nonexistent  # noqa: B018
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_the_monitor_records_start_and_end_from_its_samples(activation):
+    """E0, the invariant and |f(x)| at the start and the end are taken by the samples at
+    step 0 and at each member's last step (not evaluated around the loop): they equal the
+    field evaluated at x0 and at the final state, with 0 steps, different step counts and
+    a member frozen at the threshold in one batch."""
+    from oscillax._monitor import integrate_monitored
+    from oscillax._solver import FIXED_SOLVERS
+
+    field = ox.PreActivation(ox.random_skew(jax.random.key(3), 3, spectral_radius=2.0),
+                             activation=activation)
+    x0 = jax.random.normal(jax.random.key(4), (3, 5))
+    h = jnp.array([0.1, 0.1, 0.05, 1.9, 0.1])
+    steps = jnp.array([0, 7, 300, 400, 64])
+    thr = jnp.full((5,), 3.0)  # member 3 (h = 1.9, identity-like growth) may cross it
+    out = integrate_monitored(field, FIXED_SOLVERS["euler"], x0, h, steps, thr)
+    X = np.asarray(out.X)
+
+    def speed(Y):
+        return np.linalg.norm(np.asarray(field.rhs(jnp.asarray(Y))), axis=0)
+
+    np.testing.assert_allclose(out.speed0, speed(x0), rtol=1e-12)
+    np.testing.assert_allclose(out.speed_final, speed(X), rtol=1e-12)
+    np.testing.assert_allclose(out.inv0, field.invariant(x0.T), rtol=1e-12)
+    np.testing.assert_allclose(out.inv_final, field.invariant(X.T), rtol=1e-12)
+    use = field.activation.odd
+    E = (lambda Y, s: np.asarray(field.invariant(jnp.asarray(Y).T)) if use
+         else np.sum((np.asarray(Y) * s) ** 2, axis=0))
+    scale = 1.0 / np.maximum(np.max(np.abs(np.asarray(x0)), axis=0), 1.0)
+    np.testing.assert_allclose(out.E0, E(x0, scale), rtol=1e-12)
+    np.testing.assert_allclose(out.E_final, E(X, scale), rtol=1e-12)
+    np.testing.assert_array_equal(X[:, 0], np.asarray(x0)[:, 0])  # 0 steps: unchanged
+    assert not np.allclose(X[:, 1:], np.asarray(x0)[:, 1:])

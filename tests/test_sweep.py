@@ -408,12 +408,16 @@ def test_cli_keeps_compiled_programs_between_runs(tmp_path):
     assert first.returncode == 0, first.stderr
     engine = [p.name for p in cache.iterdir() if p.name.startswith("jit_integrate_monitored")]
     assert engine, "no engine program was cached"
+    # and the traced programs (`_program_cache`): the second run reads, not traces, them
+    exported = sorted(p.name for p in (cache / "oscillax-programs").glob("*.jaxexport"))
+    assert exported, "no engine program was exported"
     second = cli("atlas", spec, "--out", tmp_path / "b", "--no-figures",
                  env={**env, "JAX_LOG_COMPILES": "1", "JAX_EXPLAIN_CACHE_MISSES": "1"})
     assert second.returncode == 0, second.stderr
     hits = second.stderr.count("Persistent compilation cache hit for 'jit_integrate_monitored")
     misses = second.stderr.count("CACHE MISS for 'jit_integrate_monitored")
     assert hits >= len(engine) and misses == 0, (hits, misses, second.stderr[-3000:])
+    assert sorted(p.name for p in (cache / "oscillax-programs").iterdir()) == exported
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / "results.parquet"),
                                   pd.read_parquet(tmp_path / "b" / "results.parquet"))
     off = tmp_path / "off"

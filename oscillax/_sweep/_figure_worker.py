@@ -92,7 +92,7 @@ class FigureWorker:
         try:
             if self._proc.stdin and not self._proc.stdin.closed:
                 self._proc.stdin.close()
-            self._proc.wait(timeout=5)
+            self._proc.wait(timeout=60)  # (its imports can take seconds on a busy machine)
         except (OSError, ValueError, subprocess.TimeoutExpired):
             self._proc.kill()
             self._proc.wait()

@@ -41,10 +41,11 @@ from .._classify import (
     growth_laws,
     reduce_monitors,
 )
+from .._engine import ENGINE_COMPILER_OPTIONS
 from .._monitor import integrate_monitored, integrate_monitored_sharded
 from .._solver import FIXED_SOLVERS
 from .._theory import amplification, gamma_star
-from . import _store
+from . import _program_cache, _store
 from ._cases import CaseTable, batch_field, chunk_inputs
 from ._plan import AXES, Chunk, grid, iter_chunks, plan, side_by_side, strings
 from ._result import MEASURED, SweepResult, summarize
@@ -70,11 +71,13 @@ _PENDING_WRITES = 2
 def integrate(place, field, solver, X0, h, steps, thr, **kw):
     """The engine call of a sweep: `integrate_monitored` on JAX's default device when
     `place` is None, else under `shard_map` over `place`'s mesh (each device runs its own
-    chunk in its own loop). `kw`: `check_every`, `samples`, `use_invariant`."""
+    chunk in its own loop). `kw`: `check_every`, `samples`, `use_invariant`. Through the
+    on-disk `ProgramCache` when JAX has a compilation cache (a warm run skips tracing)."""
+    args = (field, solver, X0, h, steps, thr)
     if place is None:
-        return integrate_monitored(field, solver, X0, h, steps, thr, **kw)
-    return integrate_monitored_sharded(field, solver, X0, h, steps, thr, mesh=place.mesh,
-                                       axis=_distributed.BATCH_AXIS, **kw)
+        return _program_cache.call(integrate_monitored, args, kw, ENGINE_COMPILER_OPTIONS)
+    kw = dict(kw, mesh=place.mesh, axis=_distributed.BATCH_AXIS)
+    return _program_cache.call(integrate_monitored_sharded, args, kw, ENGINE_COMPILER_OPTIONS)
 
 
 def _call(spec: SweepSpec, chunk: Chunk, ins: list, place):

@@ -275,9 +275,9 @@ def test_cli_fit_writes_outputs(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["data"]["value_cols"] == ["a", "b"]
     assert report["hidden"] == 4 and "val_rmse" in report["metrics"]
-    assert set(report["metrics"]["baselines"]) == {"mean", "harmonic", "ar"}
+    assert set(report["metrics"]["baselines"]) == {"mean", "harmonic", "ar", "harmonic_ar"}
     assert report["metrics"]["best_forecaster"] in {"network", "combined", "mean", "harmonic",
-                                                    "ar"}
+                                                    "ar", "harmonic_ar"}
     assert "forecasts best" in report["metrics"]["verdict"]
     np.testing.assert_allclose(report["periods"], 2 * np.pi / np.asarray(report["frequencies"]))
     loaded = ox.load_fit(out)

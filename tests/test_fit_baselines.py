@@ -83,7 +83,8 @@ def test_ar_wins_on_an_ar2_process():
     assert scores["ar"]["p"] >= 2
     assert scores["ar"]["rmse"] < 0.85 * scores["mean"]["rmse"]
     assert scores["ar"]["rmse"] < 0.85 * scores["harmonic"]["rmse"]
-    best, line = verdict(math.nan, scores, 10)
+    # (harmonic regression with AR errors, which nests AR, is left out of this verdict)
+    best, line = verdict(math.nan, {k: scores[k] for k in ("mean", "harmonic", "ar")}, 10)
     assert best == "ar"
     assert line.startswith(f"AR({scores['ar']['p']}) forecasts best over the 10 held-out")
 
@@ -146,3 +147,50 @@ def test_verdict_weighs_the_combined_forecast():
     no_ar = {**scores, "ar": {"rmse": None, "p": None}}
     assert label("combined", no_ar) == "the network averaged with harmonic regression"
     assert combine(np.array([2.0]), np.array([4.0]))[0] == pytest.approx(3.0)
+
+
+def test_harmonic_ar_is_exact_on_a_sinusoid_and_skips_ar_off_the_grid():
+    """On a clean offset sine harmonic regression with AR errors is harmonic regression
+    (the residuals are rounding error); on irregular times it has no AR part."""
+    omega = 1.37
+    t = np.linspace(0.0, 50.0, 500)
+    y = (3.0 + 2.0 * np.sin(omega * t + 0.3))[:, None]
+    got = baselines(t, y, 400)["harmonic_ar"]
+    assert got["frequencies"][0] == pytest.approx(omega, rel=1e-9)
+    assert got["rmse"] < 1e-8
+    rng = np.random.default_rng(2)
+    ti = np.sort(rng.uniform(0.0, 60.0, 300))
+    scores = baselines(ti, np.sin(ti)[:, None], 240)
+    assert scores["harmonic_ar"]["q"] is None
+    assert scores["harmonic_ar"]["rmse"] == pytest.approx(scores["harmonic"]["rmse"], rel=1e-9)
+    assert label("harmonic_ar", scores) == ("harmonic regression (periods within the "
+                                            "training window)")
+
+
+def test_window_frequencies_drop_periods_longer_than_the_window():
+    from oscillax._fit._baselines import window_frequencies
+
+    t = np.arange(0.0, 81.0)  # an 80-unit window
+    om = 2 * np.pi / np.array([141.7, 80.0, 13.6, 6.1])
+    np.testing.assert_allclose(2 * np.pi / window_frequencies(t, om), [80.0, 13.6, 6.1])
+
+
+def test_harmonic_ar_beats_both_on_a_sine_in_ar_noise():
+    """A sine in AR(1) noise (phi 0.9), eight channels, 40 steps ahead: the sinusoid plus
+    the AR forecast of its residuals beats both the sinusoid alone and an AR of the data
+    (whose forecast decays to the mean)."""
+    rng = np.random.default_rng(4)
+    n = 440
+    t = np.arange(float(n))
+    cols = []
+    for c in range(8):
+        e = np.zeros(n)
+        for k in range(1, n):
+            e[k] = 0.9 * e[k - 1] + 0.5 * rng.standard_normal()
+        cols.append(2.0 * np.sin(0.3 * t + c) + e)
+    y = np.stack(cols, axis=1)
+    s = baselines(t, y, 400)
+    assert s["harmonic_ar"]["q"] >= 1
+    assert s["harmonic_ar"]["rmse"] < s["harmonic"]["rmse"]
+    assert s["harmonic_ar"]["rmse"] < s["ar"]["rmse"]
+    assert label("harmonic_ar", s) == f"harmonic regression with AR({s['harmonic_ar']['q']}) errors"

@@ -55,8 +55,10 @@ class _Series:
     """The data `(T,)`, `(T, p)`, its training part `[:n_train]` and standardisation.
 
     The network is fitted to `[:n_fit]`; the rest of the training part, `[n_fit:n_train]`,
-    chooses the forecaster (restart, stopping step, or a baseline) and is never fitted.
-    The standardisation is that of `[:n_fit]`, so nothing of the selection part leaks in.
+    the selection part, is never fitted: its first half `[n_fit:n_stop]` stops training
+    (the step and the restart kept), its second `[n_stop:n_train]` chooses between the
+    network and the baselines, on data that nothing of the network's saw. The
+    standardisation is that of `[:n_fit]`, so nothing of the selection part leaks in.
     """
 
     t: np.ndarray
@@ -66,6 +68,7 @@ class _Series:
     val_fraction: float | None  # None when `train_until` set the split
     n_train: int
     n_fit: int  # samples the network is fitted to (== n_train without selection)
+    n_stop: int  # [n_fit:n_stop] stops training, [n_stop:n_train] compares forecasters
     select_fraction: float
     mean: np.ndarray  # (p,) over the fitted part
     scale: np.ndarray  # (p,) standard deviation over the fitted part
@@ -168,4 +171,5 @@ def _split_series(t, y, univariate, *, channels: Sequence[str] | None, val_fract
               "is no oscillation to fit. Drop that channel.")
     return _Series(t=t, y=y, univariate=univariate, channels=channels,
                    val_fraction=val_fraction, n_train=n_train, n_fit=n_fit,
+                   n_stop=n_fit + (n_train - n_fit) // 2,
                    select_fraction=select_fraction, mean=mean, scale=scale)

@@ -60,28 +60,32 @@ class FitResult:
     - `channels`: names of the output channels.
     - `train_until`: last training time; samples after it were held out.
     - `history`: `(iterations, restarts)` training loss of every restart.
-    - `restart_scores`: `(restarts,)` each restart's best MSE on the selection part
-      (standardised units; each restart keeps the parameters of that step, for the one
-      kept `options["stopped_at"]`), or without a selection part its final training MSE.
-      `best_restart` is the lowest of the latter; with a selection part it is restart 0
-      (the unperturbed start) unless another beats it there significantly.
+    - `restart_scores`: `(restarts,)` each restart's best MSE on the stopping part (the
+      first half of the selection part; standardised units; each restart keeps the
+      parameters of that step, for the one kept `options["stopped_at"]`), or without a
+      selection part its final training MSE. `best_restart` is the lowest of the latter;
+      with a selection part it is restart 0 (the unperturbed start) unless another beats
+      it there significantly.
     - `init_frequencies`: the angular frequencies `A` started from (from the FFT peaks).
     - `metrics`: RMS errors on the training part and on the held-out forecast, absolute,
       relative to the standard deviation (`nrmse`) and to the amplitude (`rel_amp`);
-      `baselines`: the training mean's, harmonic regression's and AR(p)'s forecast RMSE
-      on the same held-out part (`{"mean": {"rmse", ...}, "harmonic": {"rmse",
-      "periods", ...}, "ar": {"rmse", "p", ...}}`); `selection`: the network and the
-      baselines, each fitted to the training part less its last `select_fraction`, scored
-      on that last part (`{"samples", "from", "until", "network_rmse", "baselines",
-      "combined_rmse", "partner", "best_baseline", "candidate", "chosen", "margins"}`,
-      None with `select_fraction=0`); `forecaster`, the one chosen there (`"network"`,
-      `"combined"`, `"mean"`, `"harmonic"` or `"ar"`: what `forecast` returns; the rule is
-      `_scores._selection`'s) and its held-out `forecast_rmse`; `combined`, the held-out
+      `baselines`: the training mean's, harmonic regression's, harmonic regression with
+      AR errors' and AR(p)'s forecast RMSE on the same held-out part (`{"mean": {"rmse",
+      ...}, "harmonic": {"rmse", "periods", ...}, "harmonic_ar": {"rmse", "periods", "q",
+      ...}, "ar": {"rmse", "p", ...}}`); `selection`: the network (fitted to the training
+      part less its last `select_fraction`, stopped on the first half of that) and the
+      baselines (fitted to everything before the second half), scored on the second half,
+      the comparison part (`{"samples", "from", "until", "stop_samples", "network_rmse",
+      "baselines", "combined_rmse", "partner", "best_baseline", "rival", "candidate",
+      "chosen", "margins"}`, None with `select_fraction=0`); `forecaster`, the one chosen
+      there (`"network"`, `"combined"`, or the baseline forecast `"harmonic_ar"`: what
+      `forecast` returns; the rule is `_scores._selection`'s) and its held-out
+      `forecast_rmse`; `combined`, the held-out
       RMSE of the network averaged with its `partner` baseline (`{"partner", "weight",
       "rmse"}`); `best_forecaster`, the lowest held-out RMSE in hindsight,
       and a one-line `verdict` that says all of it; `frequencies`, `periods`,
       `measured_frequencies`, `measured_periods`. `train_*` scores are over the
-      `fit_samples` the network was fitted to.
+      `fit_samples` the network was fitted to; the `stop_samples` after them stopped it.
     - `options`: the settings `fit` was called with.
     - `step_traces`: how often the training step was traced (1: it compiled once).
     """
@@ -151,17 +155,18 @@ class FitResult:
 
     @property
     def forecaster(self) -> str:
-        """The forecaster chosen on the selection part: `"network"`, `"combined"` (the
-        network averaged with AR(p), or harmonic regression without an AR), `"mean"`,
-        `"harmonic"` or `"ar"` (see `metrics["selection"]` and `_scores._selection`)."""
+        """The forecaster chosen on the comparison part: `"network"`, `"combined"` (the
+        network averaged with AR(p), or harmonic regression without an AR), or
+        `"harmonic_ar"`, harmonic regression with AR errors (see `metrics["selection"]` and
+        `_scores._selection`; `"mean"`, `"harmonic"` and `"ar"` forecast too)."""
         return self.metrics.get("forecaster", "network")
 
     def forecast(self, ts) -> np.ndarray:
         """The chosen forecaster's values at times `ts` after the training part, shaped as
         `predict`'s: the network's `predict`, or its average with AR(p) (`"combined"`),
-        when that beat the best baseline significantly on the selection part, else the
-        baseline that scored best there (refitted to the whole training part). An AR
-        forecast, combined or not, needs `ts` on the sample grid after the training part.
+        when that beat every baseline significantly on the comparison part, else harmonic
+        regression with AR errors (refitted to the whole training part). An AR forecast,
+        combined or not, needs `ts` on the sample grid after the training part.
 
         ```python
         y_next = result.forecast(t_future)   # result.forecaster says which model it is

@@ -14,15 +14,17 @@ non-convex (a frequency off by $\\delta\\omega$ costs a phase $\\delta\\omega\\,
 3. trains several perturbed restarts in one `jax.vmap`-ed optax loop, differentiating
    through the solver, with a horizon that grows over the first iterations and an
    optional spectral-magnitude term beside the time-domain MSE, on the training part
-   less its last `select_fraction` (the selection part), which every step also scores:
-   each restart keeps its parameters from the step that scored best there;
-4. keeps restart 0 unless another beats it significantly on the selection part, and
-   weighs it there against the training mean, harmonic regression and AR(p), fitted to
-   the same samples: the best baseline is the one scoring lowest there; the network's
-   candidate is its forecast averaged with AR(p)'s (the combined forecast) unless the
-   network alone beats that significantly; the candidate is the forecast only if it beats
-   the best baseline significantly (a Diebold-Mariano test at 5 %), else that baseline
-   is (the rule: `_scores._selection`);
+   less its last `select_fraction` (the selection part), whose first half (the stopping
+   part) every step also scores: each restart keeps its parameters from the step that
+   scored best there;
+4. keeps restart 0 unless another beats it significantly on the stopping part, and
+   weighs it on the second half (the comparison part, which nothing of the network's
+   saw) against the baselines, fitted to the samples before it: the baseline forecast is
+   harmonic regression with AR errors; the network's candidate is its forecast averaged
+   with AR(p)'s (the combined forecast) unless the network alone beats that
+   significantly; the candidate is the forecast only if it beats the baseline forecast
+   significantly (a Diebold-Mariano test at 5 %), else that baseline is (the rule:
+   `_scores._selection`);
 5. scores everything on the held-out later part of the series (`_scores`, `_baselines`).
 
 Time inside the model is dimensionless, $\\tau = s\\,(t - t_0)$ with $s$ the highest initial
@@ -201,7 +203,7 @@ def _assemble(series: _Series, settings: _Settings, plan: _Plan, trained: _Train
         learn_bias=settings.learn_bias,
         optimizer="default" if settings.optimizer is None else "custom",
         span=float(t[-1] - t[0]), samples=int(t.shape[0]), train_samples=series.n_train,
-        fit_samples=series.n_fit,
+        fit_samples=series.n_fit, stop_samples=series.n_stop - series.n_fit,
         stopped_at=None if trained.best_step is None else int(trained.best_step[best]),
         rtol=step.rtol, atol=step.atol,
     )
@@ -223,7 +225,7 @@ def _assemble(series: _Series, settings: _Settings, plan: _Plan, trained: _Train
         options=options,
         step_traces=trained.traces,
     )
-    metrics = _metrics(result, t, series.y, series.n_train, series.n_fit)
+    metrics = _metrics(result, t, series.y, series.n_train, series.n_fit, series.n_stop)
     timings = {
         "setup_s": trained.started - t_start,
         "train_s": trained.finished - trained.started,
@@ -267,16 +269,18 @@ def fit(
     peaks of the target's spectrum; `restarts` perturbed copies train together in one
     vmapped batch. The part after `train_until` (default: the last `val_fraction` of the
     time span) is held out and scored as a forecast, beside three baselines on the same
-    split (training mean, harmonic regression at the dominant periods, AR(p) by AIC).
+    split (training mean, harmonic regression at the dominant periods, AR(p) by AIC, and
+    harmonic regression with AR errors).
 
-    The last `select_fraction` of the training part is not fitted: it stops each restart
-    at its best step there, and chooses the forecast, by this rule (`_scores._selection`):
-    of the three baselines (each fitted to the same samples) the one with the lowest MSE
-    there is the best; the network's candidate is the combined forecast, the network's
+    The last `select_fraction` of the training part is not fitted: its first half stops
+    each restart at its best step there, its second half chooses the forecast, by this
+    rule (`_scores._selection`): the baseline forecast is harmonic regression with AR
+    errors (fitted to the samples before that half; it nests the mean, harmonic
+    regression and AR); the network's candidate is the combined forecast, the network's
     averaged with AR(p)'s (harmonic regression's without an AR), unless the network alone
-    beats that significantly; the candidate is the forecast only when it beats the best
-    baseline significantly there (one-sided Diebold-Mariano, 5 %), otherwise that baseline
-    is, and the report says so. `FitResult.forecast` gives the chosen forecast,
+    beats that significantly; the candidate is the forecast only when it beats the
+    baseline forecast significantly there (one-sided Diebold-Mariano, 5 %), otherwise
+    that baseline is, and the report says so. `FitResult.forecast` gives the chosen forecast,
     `metrics["verdict"]` says which it is and lists every score: see `FitResult.metrics`.
 
     **Arguments:**
@@ -302,8 +306,9 @@ def fit(
     - `val_fraction`: fraction of the time span held out at the end (0 to 0.9).
     - `train_until`: train on `ts <= train_until` instead (overrides `val_fraction`).
     - `select_fraction`: the end of the training part (0 to 0.5 of its span) that stops
-      training and chooses the forecast; 0: none, the network is fitted to the whole
-      training part for all `iterations` and is the forecast.
+      training (its first half) and chooses the forecast (its second half); 0: none, the
+      network is fitted to the whole training part for all `iterations` and is the
+      forecast.
     - `learn_bias`: also learn the bias b (breaks the exact invariant).
     - `init_amplitude`: initial amplitude of each oscillator pair of x0.
     - `init_noise`: scale of the random perturbation of W for restarts 1, 2, ...
@@ -340,7 +345,10 @@ def fit(
     plan = _plan(series, settings)
     params, om_used = _initial_generators(series, settings, plan)
     # 3. data and loss, 4. optimise
-    data = _make_data(plan.taus, series.z_tr, plan.step, plan.span_tau,
+    # The network sees `[:n_stop]` only: fitted on `[:n_fit]`, stopped on `[n_fit:n_stop]`;
+    # `[n_stop:n_train]` is left for the comparison with the baselines.
+    n_stop = series.n_stop
+    data = _make_data(plan.taus[:n_stop], series.z_tr[:n_stop], plan.step, plan.span_tau,
                       float(np.max(om_used)), jnp.result_type(float), n_fit=series.n_fit)
     select = series.n_fit < series.n_train
     trained = _optimise(params, data, settings, plan, select, progress)

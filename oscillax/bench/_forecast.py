@@ -1,5 +1,6 @@
 """The forecast workload: `ox.fit` on real recorded oscillations, each forecast scored on
-its last 20 % beside the standard baselines (training mean, harmonic regression, AR(p)) on
+its last 20 % beside the standard baselines (training mean, harmonic regression, AR(p), and
+harmonic regression with AR errors, the baseline forecast `fit` falls back on) on
 the same split, with the wall time of the whole fit.
 
 The series come with statsmodels (the `test` extra), offline:
@@ -13,12 +14,14 @@ The series come with statsmodels (the `test` extra), offline:
   forecasts and which would swamp the comparison.
 
 - `nile`: yearly Nile flow at Aswan, 1871-1970 (100 samples; weak, irregular swings);
-- `lynx`: yearly Canadian lynx trappings, 1821-1934 (114 samples, the ~10-year cycle), from
-  pmdarima's `load_lynx` (statsmodels does not ship it offline: without pmdarima that row is
-  skipped).
+- `lynx`: yearly Canadian lynx trappings, 1821-1934 (114 samples, the ~10-year cycle; R's
+  `lynx`, Brockwell & Davis 1991), written out below (statsmodels does not ship it offline).
 
 Without statsmodels every row is skipped with that reason.
-`python -m oscillax.bench._forecast [--quick]` prints the rows' numbers as one JSON line.
+`python -m oscillax.bench._forecast [--quick]` prints the rows' numbers as one JSON line;
+`--table` fits every series at each hold-out fraction of `FRACTIONS` and prints a markdown
+table of the chosen forecast's held-out RMSE against the baselines' (`--fractions`,
+`--series` narrow it; `--baselines-only` skips the network: seconds instead of minutes).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ import numpy as np
 from ._harness import OK, SKIPPED, Result
 
 VAL_FRACTION = 0.2
+FRACTIONS = (0.15, 0.2, 0.25, 0.3)
+"""The hold-out fractions of `--table`: the forecast must hold up at each, not at one."""
 
 
 @dataclass(frozen=True)
@@ -71,16 +76,27 @@ def nile():
     return d["year"].to_numpy(np.float64), d["volume"].to_numpy(np.float64)
 
 
-def lynx():
-    from pmdarima.datasets import load_lynx
+LYNX = (
+    269, 321, 585, 871, 1475, 2821, 3928, 5943, 4950, 2577, 523, 98, 184, 279, 409, 2285,
+    2685, 3409, 1824, 409, 151, 45, 68, 213, 546, 1033, 2129, 2536, 957, 361, 377, 225, 360,
+    731, 1638, 2725, 2871, 2119, 684, 299, 236, 245, 552, 1623, 3311, 6721, 4254, 687, 255,
+    473, 358, 784, 1594, 1676, 2251, 1426, 756, 299, 201, 229, 469, 736, 2042, 2811, 4431,
+    2511, 389, 73, 39, 49, 59, 188, 377, 1292, 4031, 3495, 587, 105, 153, 387, 758, 1307,
+    3465, 6991, 6313, 3794, 1836, 345, 382, 808, 1388, 2713, 3800, 3091, 2985, 3790, 674,
+    81, 80, 108, 229, 399, 1132, 2432, 3574, 2935, 1537, 529, 485, 662, 1000, 1590, 2657,
+    3396,
+)
+"""Annual Canadian lynx trappings, 1821-1934 (R's `datasets::lynx`)."""
 
-    y = np.asarray(load_lynx(), np.float64)
+
+def lynx():
+    y = np.asarray(LYNX, np.float64)
     return 1821.0 + np.arange(y.shape[0]), y
 
 
 SERIES = {"sunspots": sunspots, "elnino": elnino, "co2": co2, "nile": nile, "lynx": lynx}
-NEEDS = {"lynx": "pmdarima"}
-"""What a row needs beside statsmodels."""
+NEEDS = {"lynx": None}
+"""What a row needs beside statsmodels (None: nothing, not even statsmodels)."""
 QUICK_SERIES = ("sunspots", "nile")
 """`--quick`: two series (the others take as long each)."""
 
@@ -94,26 +110,28 @@ def _available(name: str) -> str | None:
     return None
 
 
-def run_series(name: str, quick: bool = False, seed: int = 0) -> dict:
+def run_series(name: str, quick: bool = False, seed: int = 0,
+               val_fraction: float = VAL_FRACTION) -> dict:
     """One fit of one series: its wall time, the forecaster chosen and every RMSE."""
     import oscillax as ox
 
     t, y = SERIES[name]()
     kw = dict(iterations=60, restarts=2) if quick else {}
     t0 = time.perf_counter()
-    res = ox.fit(t, y, val_fraction=VAL_FRACTION, seed=seed, **kw)
+    res = ox.fit(t, y, val_fraction=val_fraction, seed=seed, **kw)
     wall = time.perf_counter() - t0
     m = res.metrics
     b = m["baselines"]
     best_simple = min(v for v in (b["mean"]["rmse"], b["harmonic"]["rmse"]) if v is not None)
     return {
-        "series": name, "seed": seed, "samples": int(t.shape[0]), "wall_s": wall,
+        "series": name, "seed": seed, "val_fraction": val_fraction,
+        "samples": int(t.shape[0]), "wall_s": wall,
         "setup_s": res.timings["setup_s"], "train_s": res.timings["train_s"],
         "hidden": res.model.n, "stopped_at": res.options["stopped_at"],
         "forecaster": m["forecaster"], "forecast_rmse": m["forecast_rmse"],
         "network_rmse": m["val_rmse"], "combined_rmse": m["combined"]["rmse"],
         "baseline_rmse": {k: v["rmse"] for k, v in b.items()},
-        "ar_p": b["ar"]["p"],
+        "ar_p": b["ar"]["p"], "harmonic_ar_q": b["harmonic_ar"]["q"],
         "selection_rmse": {"network": m["selection"]["network_rmse"],
                            "combined": m["selection"]["combined_rmse"],
                            **{k: v["rmse"] for k, v in m["selection"]["baselines"].items()}},
@@ -122,6 +140,43 @@ def run_series(name: str, quick: bool = False, seed: int = 0) -> dict:
         "network_beats_ar": m["val_rmse"] <= (b["ar"]["rmse"] or float("inf")),
         "verdict": m["verdict"],
     }
+
+
+def baseline_row(name: str, val_fraction: float) -> dict:
+    """The baselines alone (no network: a fraction of a second) on one series and split, as
+    `run_series` splits it: each held-out RMSE, and `forecast_rmse`, that of the baseline
+    forecast the rule falls back on (`_scores.BASELINE`)."""
+    from .._fit._baselines import baselines
+    from .._fit._scores import BASELINE
+
+    t, y = SERIES[name]()
+    n_train = int(np.searchsorted(t, t[0] + (1 - val_fraction) * (t[-1] - t[0]), side="right"))
+    b = baselines(t, y[:, None], n_train)
+    return {"series": name, "val_fraction": val_fraction, "forecaster": BASELINE,
+            "forecast_rmse": b[BASELINE]["rmse"], "ar_p": b["ar"]["p"],
+            "baseline_rmse": {k: v["rmse"] for k, v in b.items()}}
+
+
+def table(rows) -> str:
+    """A markdown table of `run_series` (or `baseline_row`) rows: the chosen forecast's
+    held-out RMSE beside the mean's, harmonic regression's and AR's, its ratio to the
+    better of mean and harmonic regression (the target: <= 1) and to AR's."""
+    head = ("| series | held out | mean | harmonic | AR(p) | chosen | chosen RMSE | "
+            "/ min(mean, harm.) | / AR |\n|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        b = r["baseline_rmse"]
+        simple = min(b["mean"], b["harmonic"])
+        f = r["forecast_rmse"]
+        lines.append(f"| {r['series']} | {r['val_fraction']:.0%} | {b['mean']:.4g} | "
+                     f"{b['harmonic']:.4g} | {b['ar']:.4g} (p = {r['ar_p']}) | "
+                     f"{r['forecaster']} | {f:.4g} | {f / simple:.3f} | {f / b['ar']:.3f} |")
+    ok = sum(r["forecast_rmse"] <= min(r["baseline_rmse"]["mean"], r["baseline_rmse"]["harmonic"])
+             for r in rows)
+    ar = sum(r["forecast_rmse"] <= r["baseline_rmse"]["ar"] for r in rows)
+    lines.append(f"\nat or below min(mean, harmonic): {ok} of {len(rows)}; at or below AR: "
+                 f"{ar} of {len(rows)}")
+    return "\n".join(lines)
 
 
 class Forecast:
@@ -159,8 +214,9 @@ class Forecast:
             b = m["baseline_rmse"]
             note = (f"forecast = {m['forecaster']}, RMSE {m['forecast_rmse']:.4g}; network "
                     f"{m['network_rmse']:.4g}, combined {m['combined_rmse']:.4g}, mean "
-                    f"{b['mean']:.4g}, harmonic "
-                    f"{b['harmonic']:.4g}, AR({m['ar_p']}) {b['ar']:.4g}; rate = samples / s")
+                    f"{b['mean']:.4g}, harmonic {b['harmonic']:.4g}, AR({m['ar_p']}) "
+                    f"{b['ar']:.4g}, harmonic + AR({m['harmonic_ar_q']}) errors "
+                    f"{b['harmonic_ar']:.4g}; rate = samples / s")
             rows.append(Result(
                 impl=f"ox.fit {name}", status=OK, first_call_s=m["wall_s"], run_s=m["wall_s"],
                 compile_s=0.0, setup_s=m["setup_s"], traj_steps=m["samples"],
@@ -178,7 +234,26 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--series", default=",".join(SERIES))
     ap.add_argument("--seeds", default="0", help="comma-separated seeds, one fit each")
+    ap.add_argument("--table", action="store_true",
+                    help="every series at every hold-out fraction, as a markdown table")
+    ap.add_argument("--fractions", default=",".join(str(f) for f in FRACTIONS))
+    ap.add_argument("--baselines-only", action="store_true",
+                    help="with --table: the baselines alone, no network")
+    ap.add_argument("--json", default=None, help="with --table: also write the rows here")
     a = ap.parse_args(argv)
+    if a.table:
+        rows = []
+        for s in a.series.split(","):
+            for f in (float(x) for x in a.fractions.split(",")):
+                rows.append(baseline_row(s, f) if a.baselines_only
+                            else run_series(s, a.quick, int(a.seeds.split(",")[0]), f))
+                print(f"  {s} {f:.0%}: {rows[-1]['forecaster']} {rows[-1]['forecast_rmse']:.4g}",
+                      flush=True)
+        if a.json:
+            with open(a.json, "w") as fh:
+                json.dump(rows, fh)
+        print(table(rows))
+        return
     print(json.dumps([run_series(s, a.quick, int(k)) for s in a.series.split(",")
                       for k in a.seeds.split(",")]))
 

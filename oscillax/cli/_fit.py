@@ -92,14 +92,7 @@ def fit(
     console.print(f"frequencies (rad/time) from A: {fmt(result.frequencies)}", highlight=False)
     console.print(f"measured in the generated signal: {fmt(m['measured_frequencies'])}",
                   highlight=False)
-    names = {"network": "the network", "mean": "the training mean",
-             "harmonic": "harmonic regression"}
-
-    def name(k, base):
-        if k == "combined":
-            partner = "ar" if base["ar"]["rmse"] is not None else "harmonic"
-            return f"the network averaged with {name(partner, base)}"
-        return f"AR({base['ar']['p']})" if k == "ar" else names.get(k, k)
+    from .._fit._baselines import label as name  # as the report names them
 
     def scores(net, base):
         row = {"network": net, **{k: v["rmse"] for k, v in base.items()}}

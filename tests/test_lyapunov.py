@@ -434,13 +434,15 @@ def _reference_pass(V):
     return Q
 
 
-@pytest.mark.parametrize("k, n", [(2, 2), (3, 3), (4, 4), (5, 8), (8, 8), (7, 7)])
+@pytest.mark.parametrize("k, n", [(2, 2), (3, 3), (4, 4), (5, 8), (6, 6), (8, 8), (7, 7)])
 def test_fast_renormalise_matches_full_gram_pass(k, n):
-    """The Gram matrix in blocks (k >= SPLIT_GRAM_K) gives the pass of the full one, an
-    upper-triangular map with power-of-two diagonal, also for k < n."""
-    from oscillax._lyapunov import SPLIT_GRAM_K, _fast_renormalise
+    """The Gram matrix in blocks (two from SPLIT_GRAM_K, three from SPLIT_GRAM_K3) gives the
+    pass of the full one, an upper-triangular map with power-of-two diagonal, also for k < n."""
+    from oscillax._lyapunov import SPLIT_GRAM_K, SPLIT_GRAM_K3, _fast_renormalise, _gram_blocks
 
-    assert SPLIT_GRAM_K <= 5
+    assert SPLIT_GRAM_K <= 5 and SPLIT_GRAM_K3 <= 6
+    expected_blocks = 1 if k < SPLIT_GRAM_K else 2 if k < SPLIT_GRAM_K3 else 3
+    assert len(_gram_blocks(jnp.zeros((k, n, 1)))) == expected_blocks
     V = jax.random.normal(jax.random.key(k * 10 + n), (k, n, 6)) * jnp.exp(
         jnp.linspace(-3.0, 3.0, 6))[None, None, :]
     Q, s, too_far = _fast_renormalise(V)
@@ -497,18 +499,25 @@ def test_fast_renormalise_degenerate_and_flags():
 
 @pytest.mark.parametrize("activation", ["tanh", "softsign", "identity"])
 @pytest.mark.parametrize("per_member", [False, True])
-def test_euler_post_tangent_matches_jvp(getkey, activation, per_member):
+@pytest.mark.parametrize("skew", [True, False])
+def test_euler_post_tangent_matches_jvp(getkey, activation, per_member, skew):
     """The written-out Euler tangent of the post form equals the JVP of the solver's step
-    (to rounding), with the same step bit for bit, for shared and per-member A and a bias."""
+    (to rounding), with the same step bit for bit, for shared and per-member A and a bias,
+    also for an A with a nonzero diagonal (check_skew=False: the diagonal term is kept)."""
     import equinox as eqx
 
     from oscillax._lyapunov import _euler_post_tangent_step, _fixed_tangent_step
 
     n, k, B = 5, 3, 7
-    A = ox.random_skew(getkey(), n)
-    field = ox.PostActivation(A, activation, bias=0.3 * jnp.ones(n))
+
+    def matrix():
+        A = ox.random_skew(getkey(), n)
+        return A if skew else A + jnp.diag(jax.random.normal(getkey(), (n,)))
+
+    A = matrix()
+    field = ox.PostActivation(A, activation, bias=0.3 * jnp.ones(n), check_skew=skew)
     if per_member:
-        A3 = jnp.stack([ox.random_skew(getkey(), n) for _ in range(B)], axis=-1)
+        A3 = jnp.stack([matrix() for _ in range(B)], axis=-1)
         field = eqx.tree_at(lambda f: f.A, field, A3)
     X = 2.0 * jax.random.normal(getkey(), (n, B))
     V = jax.random.normal(getkey(), (k, n, B))

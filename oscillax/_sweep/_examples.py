@@ -17,6 +17,7 @@ from .._activation import get_activation
 from .._engine import run_path
 from .._skew import skew_from_frequencies
 from .._solver import FIXED_SOLVERS
+from . import _program_cache
 from ._batch_field import BatchField
 
 
@@ -38,8 +39,10 @@ def example_paths(activations, *, form: str = "post", solver: str, dt: float, t1
     field = BatchField(A, acts, tuple((form, i) for i in range(B)), 1)
     steps = int(round(t1 / dt))
     X0 = jnp.tile(jnp.asarray([[1.0], [0.0]], A.dtype), (1, B))
-    saved, inv = _paths(field, FIXED_SOLVERS[solver], X0, dt, steps=steps,
-                        save_every=save_every)
+    # through the on-disk program cache, as the sweep's engine calls: a warm run reads the
+    # three example programs instead of tracing them
+    saved, inv = _program_cache.call(_paths, (field, FIXED_SOLVERS[solver], X0, dt),
+                                     {"steps": steps, "save_every": save_every})
     xs = np.asarray(jnp.transpose(saved, (2, 0, 1)))  # (B, T, 2)
     inv = np.asarray(inv).T  # (B, T)
     ks = list(range(0, steps + 1, save_every))

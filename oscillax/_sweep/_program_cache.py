@@ -214,7 +214,10 @@ class ProgramCache:
             return False
         digest = hashlib.sha256((_environment() + "\n" + text).encode()).hexdigest()
         path = self.directory / f"{digest[:40]}.jaxexport"
-        _register_outputs()
+        try:
+            _register_outputs()
+        except Exception:  # a JAX without namedtuple serialization: plain calls
+            return False
         exported = None
         try:
             exported = jax.export.deserialize(bytearray(path.read_bytes()))
@@ -267,7 +270,7 @@ _caches_lock = threading.Lock()
 def call(fn, args: tuple, kwargs: dict, compiler_options: dict | None = None):
     """`fn(*args, **kwargs)` through the `ProgramCache` of JAX's compilation cache
     directory when `enabled()`, else a plain call."""
-    if not enabled():
+    if not enabled() or not hasattr(jax, "export"):
         return fn(*args, **kwargs)
     directory = os.path.join(jax.config.jax_compilation_cache_dir, SUBDIR)
     with _caches_lock:

@@ -119,8 +119,9 @@ def _atlas_axes(sub, y, title, draw, limit, spectral_radius, path, colorbar=None
     # room for the row labels (6 pt tick labels, ~0.05 in a character) and the axis label
     left_in = 0.05 * max(len(t) for t in ticks) + 0.45
     width = 2.3 * len(acts) + 0.75 + left_in
-    fig, axes = plt.subplots(len(forms), len(acts), figsize=(width, height),
-                             squeeze=False, sharex=True, sharey=True)
+    # not shared axes: every panel has the same cells (so the same limits), and only the
+    # outer ones get ticks (matplotlib's tick objects were over half of a figure's time)
+    fig, axes = plt.subplots(len(forms), len(acts), figsize=(width, height), squeeze=False)
     # fixed margins: a tight bounding box would draw the figure twice
     fig.subplots_adjust(left=left_in / width, right=0.9 if colorbar else 0.98,
                         top=1 - 0.9 / height, bottom=0.9 / height, wspace=0.12, hspace=0.25)
@@ -136,6 +137,10 @@ def _atlas_axes(sub, y, title, draw, limit, spectral_radius, path, colorbar=None
             ax.set_xscale("log")
             # no minor ticks: on 14 log panels they cost more to lay out than the cells
             ax.xaxis.set_minor_locator(_null_locator())
+            if i < len(forms) - 1:
+                ax.xaxis.set_major_locator(_null_locator())
+            if j > 0:
+                ax.yaxis.set_major_locator(_null_locator())
             if i == 0:
                 ax.set_title(act, fontsize=9)
             if j == 0:

@@ -158,3 +158,21 @@ def test_a_second_process_reads_the_programs_and_gets_the_same_table(tmp_path):
     assert _files(cache / pc.SUBDIR) == files
     pd.testing.assert_frame_equal(runs[0], runs[1])
     pd.testing.assert_frame_equal(runs[0], runs[2])
+
+
+def test_constants_are_described_by_value_traced_arrays_by_shape():
+    """An array in a closure (or a static field) is baked into the program: two of the same
+    shape but different values must not share a cached program."""
+    d = pc._describe
+    a, b = np.array([1.0, 2.0]), np.array([1.0, 3.0])
+
+    def scaled(c):
+        def fn(x):
+            return c * x
+
+        fn.__module__ = "oscillax._test_only"  # described by name, as oscillax's are
+        return fn
+
+    assert d(scaled(a)) != d(scaled(b))
+    assert d(scaled(a)) == d(scaled(a.copy()))
+    assert d((a,)) == d((b,))  # pytree leaves: traced, by shape and dtype only

@@ -100,12 +100,20 @@ def _trusted(obj) -> bool:
     return module.split(".")[0] in _TRUSTED
 
 
-def _describe(x, seen: frozenset = frozenset()) -> str:
+def _describe(x, seen: frozenset = frozenset(), const: bool = False) -> str:
     """A text that is equal for two arguments exactly when the program traced from them is
-    the same, in every process; raises `_Unstable` when it cannot tell."""
+    the same, in every process; raises `_Unstable` when it cannot tell.
+
+    An array that is a leaf of the arguments' pytree is traced: its shape, dtype and
+    sharding. One that is not (`const`: in a function's closure or defaults, in a static
+    field of an equinox module, in a plain object) is a constant of the program: its value
+    too (a hash of its bytes)."""
     if x is None or isinstance(x, (bool, int, float, complex, str, bytes)):
         return f"{type(x).__name__}:{x!r}"
-    if isinstance(x, (jax.Array, np.ndarray)):  # dynamic under filter_jit: its aval
+    if isinstance(x, (jax.Array, np.ndarray)):
+        if const:
+            v = np.asarray(x)
+            return f"const:{v.dtype}{v.shape}:{hashlib.sha256(v.tobytes()).hexdigest()}"
         return "array:" + repr(_aval(x)[:3]) + _describe_sharding(getattr(x, "sharding", None))
     if isinstance(x, np.generic):
         return f"{x.dtype}:{x!r}"
@@ -114,7 +122,7 @@ def _describe(x, seen: frozenset = frozenset()) -> str:
     if id(x) in seen:
         return "<cycle>"
     seen = seen | {id(x)}
-    d = lambda y: _describe(y, seen)  # noqa: E731
+    d = lambda y, c=const: _describe(y, seen, c)  # noqa: E731
     if isinstance(x, (tuple, list)):
         return f"{type(x).__qualname__}(" + ",".join(map(d, x)) + ")"
     if isinstance(x, dict):
@@ -123,10 +131,10 @@ def _describe(x, seen: frozenset = frozenset()) -> str:
         return (f"Mesh({x.axis_names!r},{np.asarray(x.device_ids).tolist()!r},"
                 f"{getattr(x, 'axis_types', None)!r})")
     if isinstance(x, functools.partial):
-        return f"partial({d(x.func)},{d(x.args)},{d(x.keywords)})"
+        return f"partial({d(x.func, True)},{d(x.args, True)},{d(x.keywords, True)})"
     if isinstance(x, (jax.custom_jvp, jax.custom_vjp)):
         parts = [getattr(x, k, None) for k in ("fun", "jvp", "fwd", "bwd", "nondiff_argnums")]
-        return f"{type(x).__name__}(" + ",".join(map(d, parts)) + ")"
+        return f"{type(x).__name__}(" + ",".join(d(p, True) for p in parts) + ")"
     if isinstance(x, type):
         if not _trusted(x):
             raise _Unstable(x)
@@ -134,9 +142,12 @@ def _describe(x, seen: frozenset = frozenset()) -> str:
     if isinstance(x, types.FunctionType):
         if not _trusted(x):
             raise _Unstable(x)
-        cells = tuple(c.cell_contents for c in (x.__closure__ or ()))
-        return (f"fn:{x.__module__}.{x.__qualname__}({d(x.__defaults__)},"
-                f"{d(x.__kwdefaults__)},{d(cells)})")
+        try:
+            cells = tuple(c.cell_contents for c in (x.__closure__ or ()))
+        except ValueError:  # an empty cell
+            raise _Unstable(x) from None
+        return (f"fn:{x.__module__}.{x.__qualname__}({d(x.__defaults__, True)},"
+                f"{d(x.__kwdefaults__, True)},{d(cells, True)})")
     if isinstance(x, (types.BuiltinFunctionType, np.ufunc)):
         if not _trusted(x) and not isinstance(x, np.ufunc):
             raise _Unstable(x)
@@ -144,11 +155,16 @@ def _describe(x, seen: frozenset = frozenset()) -> str:
     if dataclasses.is_dataclass(x):  # equinox modules (fields, solvers, activations)
         if not _trusted(type(x)):
             raise _Unstable(type(x))
-        fields = ",".join(f"{f.name}={d(getattr(x, f.name, None))}"
-                          for f in dataclasses.fields(x))
+        module = isinstance(x, eqx.Module)  # (a pytree: its non-static fields are leaves)
+
+        def field(f):
+            static = const or not module or f.metadata.get("static", False)
+            return f"{f.name}={d(getattr(x, f.name, None), static)}"
+
+        fields = ",".join(map(field, dataclasses.fields(x)))
         return f"{type(x).__module__}.{type(x).__qualname__}({fields})"
     if callable(x) and hasattr(x, "__wrapped__") and _trusted(x):  # e.g. jnp.tanh
-        return f"wrapped:{getattr(x, '__qualname__', '')}({d(x.__wrapped__)})"
+        return f"wrapped:{getattr(x, '__qualname__', '')}({d(x.__wrapped__, True)})"
     raise _Unstable(type(x))
 
 

@@ -156,8 +156,11 @@ class ResultsAppender:
         import pyarrow.parquet as pq
 
         if self.writer is None:
+            # no column statistics: 20 % of each append (a reader's filters still work,
+            # without skipping row groups)
             self.writer = pq.ParquetWriter(self.tmp, table.schema,
-                                           use_dictionary=_dictionary_columns(table.schema))
+                                           use_dictionary=_dictionary_columns(table.schema),
+                                           write_statistics=False)
         self.writer.write_table(_conform(table, self.writer.schema))
         self.rows += table.num_rows
 

@@ -201,3 +201,17 @@ def test_cli_resume_prints_run_dir_warnings_and_errors(finished, reference, live
     out = " ".join(res.output.split())
     assert f"error: cannot resume: run directory '{finished}' is being written by pid " \
         f"{live_process}" in out
+
+
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "summary.json"
+    target.write_text("old")
+
+    def fail(p):
+        p.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        _store.atomic_write(target, fail)
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]

@@ -39,6 +39,7 @@ import numpy as np
 
 from .._classify import GrowthSums, QuarterMax, WindowSums
 from .._monitor import MonitorOutput
+from . import _store
 
 FORMAT = 1
 """Bumped when the layout of a cached program (or of its key) changes."""
@@ -266,17 +267,13 @@ class ProgramCache:
 
 
 def _write(path: Path, data) -> None:
-    """Write `data` to `path` atomically; a failure leaves the cache as it was."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    """Write `data` to `path` atomically (`_store.atomic_write`); a failure leaves the
+    cache as it was."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(bytes(data))
-        os.replace(tmp, path)
+        _store.atomic_write(path, lambda p: Path(p).write_bytes(bytes(data)), durable=False)
     except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+        pass
 
 
 _caches: dict[str, ProgramCache] = {}

@@ -81,11 +81,15 @@ def atomic_write(path: Path, write, durable: bool = True) -> None:
     kill) can leave an empty or truncated file under the final name: parts skip it, as
     resuming reads every part and recomputes one it cannot read (~10 ms a part here)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    if durable:
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        if durable:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # an error (not a kill): no temporary file left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

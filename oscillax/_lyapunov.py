@@ -502,19 +502,28 @@ def _run(system, args, X0, V0, h, **static):
     fields support), instead of vmapping every step's small arrays: ~3x faster on CPU.
     Anything else is vmapped as usual."""
     dyn, stat = eqx.partition((system, args), eqx.is_array)
+    # custom_vmap gets the array leaves only: with the None leaves that `eqx.partition`
+    # leaves, its JVP rule (jax.vmap of jax.jvp, jax.jacfwd) fails an internal assertion
+    # (jax-ml/jax#9066)
+    leaves, tree = jax.tree.flatten((dyn, X0, V0, h))
 
     def call(dyn, X0, V0, h):
         system, args = eqx.combine(dyn, stat)
         return _measure_jit(system, args, X0, V0, h, **static)
 
-    core = jax.custom_batching.custom_vmap(call)
+    core = jax.custom_batching.custom_vmap(lambda *leaves: call(*jax.tree.unflatten(tree, leaves)))
 
     @core.def_vmap
-    def _rule(axis_size, in_batched, dyn, X0, V0, h):
-        out = _vmap_run(call, stat, static, axis_size, in_batched, dyn, X0, V0, h)
+    def _rule(axis_size, in_batched, *leaves):
+        if not any(in_batched):  # as under jax.jvp of a vmap over what has no tangent
+            out = call(*jax.tree.unflatten(tree, leaves))
+            return out, jax.tree.map(lambda _: False, out)
+        in_batched = jax.tree.unflatten(tree, in_batched)
+        out = _vmap_run(call, stat, static, axis_size, in_batched,
+                        *jax.tree.unflatten(tree, leaves))
         return out, jax.tree.map(lambda _: True, out)
 
-    return core(dyn, X0, V0, h)
+    return core(*leaves)
 
 
 def _vmap_run(call, stat, static, size, in_batched, dyn, X0, V0, h):
@@ -713,7 +722,8 @@ def lyapunov_spectrum(
 
     Memory is $O(nkB)$ for any `steps`. Works under `jax.jit` and `jax.vmap` (over fields,
     states, `dt`; vmapping states or the A of skew fields runs as one native batch);
-    forward-mode differentiable (`jax.jvp`), not reverse-mode (the loops are while loops).
+    forward-mode differentiable (`jax.jvp`, `jax.jacfwd`, and either under `jax.vmap`), not
+    reverse-mode (the loops are while loops).
 
     ```python
     lorenz = lambda t, x, a: jnp.stack([10 * (x[1] - x[0]), x[0] * (28 - x[2]) - x[1],

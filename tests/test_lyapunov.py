@@ -84,6 +84,36 @@ def test_euler_map_all_modes():
     np.testing.assert_allclose(res.sum, np.sum(np.log1p(H**2 * omegas**2)) / H, rtol=1e-9)
 
 
+def test_forward_mode_derivative_is_the_closed_form():
+    """d/ds of Euler's exponents on ds/dt-scaled skew A (pairs +-i s w_k): the closed form
+    h s w^2 / (1 + h^2 s^2 w^2), through `jax.vmap` of `jax.jvp` (tangents shared, and one
+    per member: the batch fold differentiated) and `jax.jacfwd` of a vmap (tangents
+    batched, states not)."""
+    omegas = np.array([0.5, 1.0, 2.0])
+    A = ox.skew_from_frequencies(omegas)
+    x0 = jnp.linspace(-1.0, 1.0, 6)
+
+    def exponents(s):
+        field = ox.PreActivation(s * A, "identity")
+        return ox.lyapunov_spectrum(field, x0, dt=H, steps=20, solver="euler",
+                                    basis=jnp.eye(6)).exponents
+
+    def closed_form(s):
+        d = H * s * omegas**2 / (1 + H**2 * s**2 * omegas**2)
+        return np.repeat(d, 2)[::-1]  # exponents largest first: w = 2, 2, 1, 1, 0.5, 0.5
+
+    ss = jnp.array([0.8, 1.0, 1.3])
+    _, shared = jax.vmap(lambda s: jax.jvp(exponents, (s,), (1.0,)))(ss)
+    dss = jnp.array([1.0, 2.0, -1.0])
+    _, own = jax.vmap(lambda s, ds: jax.jvp(exponents, (s,), (ds,)))(ss, dss)
+    jac = jax.jacfwd(lambda ss: jax.vmap(exponents)(ss))(ss)  # (3, 6, 3): diagonal in members
+    for i, (s, ds) in enumerate(zip([0.8, 1.0, 1.3], [1.0, 2.0, -1.0], strict=True)):
+        np.testing.assert_allclose(shared[i], closed_form(s), rtol=1e-9)
+        np.testing.assert_allclose(own[i], ds * closed_form(s), rtol=1e-9)
+        np.testing.assert_allclose(jac[i, :, i], closed_form(s), rtol=1e-9)
+        np.testing.assert_allclose(np.delete(np.asarray(jac[i]), i, axis=1), 0, atol=0)
+
+
 def test_map_sum_is_mean_log_det_and_henon():
     """Henon: det J = -0.3 everywhere, so the exponents sum to ln 0.3 per iterate exactly;
     (0.4192, -1.6232) are the known values (a = 1.4, b = 0.3)."""

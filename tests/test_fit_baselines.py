@@ -13,6 +13,8 @@ from oscillax._fit._baselines import (
     ar_select_order,
     baselines,
     combine,
+    harmonic_ar_fit,
+    harmonic_forecast,
     label,
     verdict,
 )
@@ -105,6 +107,29 @@ def test_ar_matches_statsmodels_on_sunspots():
                                                                  end=y.shape[0] - 1)
     got = ar_forecast(y[:n_train, None], y.shape[0] - n_train, p)[:, 0]
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9 * np.abs(y).max())
+
+
+def test_aicc_is_aic_with_the_small_sample_correction():
+    """AICc = AIC + 2k(k + 1)/(N_eff - k - 1) per channel (k = p + 1 coefficients, N_eff the
+    common samples); on a short noisy record it never picks a longer AR than AIC, and
+    `harmonic_ar` orders its residuals by it."""
+    rng = np.random.default_rng(3)
+    y = np.stack([ar2_process(60, 1.2, -0.5, 0.0, 1.0, seed=s) for s in range(2)], axis=1)
+    y = y + 0.3 * rng.standard_normal(y.shape)
+    p_aic, aic = ar_select_order(y)
+    p_aicc, aicc = ar_select_order(y, criterion="aicc")
+    n_eff = 60 - ar_max_order(60)
+    k = np.arange(1, aic.size + 1)
+    np.testing.assert_allclose(aicc - aic, 2 * 2 * k * (k + 1) / (n_eff - k - 1), rtol=1e-12)
+    assert p_aicc <= p_aic
+    assert np.argmin(aicc) == p_aicc
+    t = np.arange(60.0)
+    om = np.array([0.6])
+    spec = harmonic_ar_fit(t, y, om, uniform=True)
+    resid = y - harmonic_forecast(t, y, t, om)
+    assert spec["q"] == ar_select_order(resid, criterion="aicc")[0]
+    with pytest.raises(ValueError, match="`criterion` must be 'aic' or 'aicc'; got 'bic'"):
+        ar_select_order(y, criterion="bic")
 
 
 def test_ar_skipped_for_irregular_times():

@@ -15,13 +15,24 @@ The series come with statsmodels (the `test` extra), offline:
 
 - `nile`: yearly Nile flow at Aswan, 1871-1970 (100 samples; weak, irregular swings);
 - `lynx`: yearly Canadian lynx trappings, 1821-1934 (114 samples, the ~10-year cycle; R's
-  `lynx`, Brockwell & Davis 1991), written out below (statsmodels does not ship it offline).
+  `lynx`, Brockwell & Davis 1991), written out in `_series` (statsmodels does not ship it).
 
-Without statsmodels every row is skipped with that reason.
+`--wider` adds four seasonal series, written out in `_series` (no statsmodels needed), which
+the forecast rule was checked on after it was chosen on the five above:
+
+- `wineind`: monthly Australian wine sales, 1980-1994 (176 samples);
+- `woolyrnq`: quarterly Australian woollen yarn production, 1965-1994 (119);
+- `ausbeer`: quarterly Australian beer production, 1956-2008 (211), less its whole-record
+  quadratic trend (as `co2`);
+- `airpassengers`: monthly airline passengers, 1949-1960 (144; Box & Jenkins' series G),
+  its logarithm less the whole-record quadratic trend.
+
+Without statsmodels the first four rows are skipped with that reason.
 `python -m oscillax.bench._forecast [--quick]` prints the rows' numbers as one JSON line;
 `--table` fits every series at each hold-out fraction of `FRACTIONS` and prints a markdown
 table of the chosen forecast's held-out RMSE against the baselines' (`--fractions`,
-`--series` narrow it; `--baselines-only` skips the network: seconds instead of minutes).
+`--series` narrow it, `--wider` adds the four series above; `--baselines-only` skips the
+network: seconds instead of minutes).
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._harness import OK, SKIPPED, Result
+from ._series import AIRPASSENGERS, AUSBEER, LYNX, WINEIND, WOOLYRNQ
 
 VAL_FRACTION = 0.2
 FRACTIONS = (0.15, 0.2, 0.25, 0.3)
@@ -76,26 +88,47 @@ def nile():
     return d["year"].to_numpy(np.float64), d["volume"].to_numpy(np.float64)
 
 
-LYNX = (
-    269, 321, 585, 871, 1475, 2821, 3928, 5943, 4950, 2577, 523, 98, 184, 279, 409, 2285,
-    2685, 3409, 1824, 409, 151, 45, 68, 213, 546, 1033, 2129, 2536, 957, 361, 377, 225, 360,
-    731, 1638, 2725, 2871, 2119, 684, 299, 236, 245, 552, 1623, 3311, 6721, 4254, 687, 255,
-    473, 358, 784, 1594, 1676, 2251, 1426, 756, 299, 201, 229, 469, 736, 2042, 2811, 4431,
-    2511, 389, 73, 39, 49, 59, 188, 377, 1292, 4031, 3495, 587, 105, 153, 387, 758, 1307,
-    3465, 6991, 6313, 3794, 1836, 345, 382, 808, 1388, 2713, 3800, 3091, 2985, 3790, 674,
-    81, 80, 108, 229, 399, 1132, 2432, 3574, 2935, 1537, 529, 485, 662, 1000, 1590, 2657,
-    3396,
-)
-"""Annual Canadian lynx trappings, 1821-1934 (R's `datasets::lynx`)."""
-
-
 def lynx():
     y = np.asarray(LYNX, np.float64)
     return 1821.0 + np.arange(y.shape[0]), y
 
 
+def _whole_record_detrended(t, y):
+    """`y` less its quadratic trend over the whole record (as `co2`: the task is the
+    oscillation, not the trend)."""
+    c = np.polyfit(t - t[0], y, 2)
+    return y - np.polyval(c, t - t[0])
+
+
+def wineind():
+    y = np.asarray(WINEIND, np.float64)
+    return 1980.0 + np.arange(y.shape[0]) / 12, y
+
+
+def woolyrnq():
+    y = np.asarray(WOOLYRNQ, np.float64)
+    return 1965.0 + np.arange(y.shape[0]) / 4, y
+
+
+def ausbeer():
+    y = np.asarray(AUSBEER, np.float64)
+    t = 1956.0 + np.arange(y.shape[0]) / 4
+    return t, _whole_record_detrended(t, y)
+
+
+def airpassengers():
+    y = np.log(np.asarray(AIRPASSENGERS, np.float64))  # the seasonal swing grows with the level
+    t = 1949.0 + np.arange(y.shape[0]) / 12
+    return t, _whole_record_detrended(t, y)
+
+
 SERIES = {"sunspots": sunspots, "elnino": elnino, "co2": co2, "nile": nile, "lynx": lynx}
-NEEDS = {"lynx": None}
+WIDER = {"wineind": wineind, "woolyrnq": woolyrnq, "ausbeer": ausbeer,
+         "airpassengers": airpassengers}
+"""Four more seasonal series (`--wider`), which no rule of `fit` was tuned on before they were
+added: the forecast rule's check on data it was not chosen on."""
+ALL_SERIES = {**SERIES, **WIDER}
+NEEDS = {"lynx": None, **{name: None for name in WIDER}}
 """What a row needs beside statsmodels (None: nothing, not even statsmodels)."""
 QUICK_SERIES = ("sunspots", "nile")
 """`--quick`: two series (the others take as long each)."""
@@ -104,7 +137,7 @@ QUICK_SERIES = ("sunspots", "nile")
 def _available(name: str) -> str | None:
     """None when the row's data loads offline, else what is missing."""
     try:
-        SERIES[name]()
+        ALL_SERIES[name]()
     except ImportError:
         return NEEDS.get(name, "statsmodels")
     return None
@@ -115,7 +148,7 @@ def run_series(name: str, quick: bool = False, seed: int = 0,
     """One fit of one series: its wall time, the forecaster chosen and every RMSE."""
     import oscillax as ox
 
-    t, y = SERIES[name]()
+    t, y = ALL_SERIES[name]()
     kw = dict(iterations=60, restarts=2) if quick else {}
     t0 = time.perf_counter()
     res = ox.fit(t, y, val_fraction=val_fraction, seed=seed, **kw)
@@ -149,7 +182,7 @@ def baseline_row(name: str, val_fraction: float) -> dict:
     from .._fit._baselines import baselines
     from .._fit._scores import BASELINE
 
-    t, y = SERIES[name]()
+    t, y = ALL_SERIES[name]()
     n_train = int(np.searchsorted(t, t[0] + (1 - val_fraction) * (t[-1] - t[0]), side="right"))
     b = baselines(t, y[:, None], n_train)
     return {"series": name, "val_fraction": val_fraction, "forecaster": BASELINE,
@@ -237,13 +270,19 @@ def main(argv=None) -> None:
     ap.add_argument("--table", action="store_true",
                     help="every series at every hold-out fraction, as a markdown table")
     ap.add_argument("--fractions", default=",".join(str(f) for f in FRACTIONS))
+    ap.add_argument("--wider", action="store_true",
+                    help="with --table: also the four seasonal series of WIDER")
     ap.add_argument("--baselines-only", action="store_true",
                     help="with --table: the baselines alone, no network")
     ap.add_argument("--json", default=None, help="with --table: also write the rows here")
     a = ap.parse_args(argv)
+    names = a.series.split(",") + (list(WIDER) if a.wider else [])
+    unknown = [s for s in names if s not in ALL_SERIES]
+    if unknown:
+        ap.error(f"--series: unknown {', '.join(unknown)}; choose from {', '.join(ALL_SERIES)}")
     if a.table:
         rows = []
-        for s in a.series.split(","):
+        for s in names:
             for f in (float(x) for x in a.fractions.split(",")):
                 rows.append(baseline_row(s, f) if a.baselines_only
                             else run_series(s, a.quick, int(a.seeds.split(",")[0]), f))
@@ -254,7 +293,7 @@ def main(argv=None) -> None:
                 json.dump(rows, fh)
         print(table(rows))
         return
-    print(json.dumps([run_series(s, a.quick, int(k)) for s in a.series.split(",")
+    print(json.dumps([run_series(s, a.quick, int(k)) for s in names
                       for k in a.seeds.split(",")]))
 
 

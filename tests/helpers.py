@@ -113,13 +113,28 @@ def make_field(form, A, activation, **kwargs):
     return cls(A, activation, **kwargs)
 
 
+SESSION_CACHE_VARS = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+                      "OSCILLAX_TEST_SESSION_JAX_CACHE", "OSCILLAX_PROGRAM_CACHE")
+"""The variables through which conftest.py gives children the session's compilation cache
+(and keeps the sweep's program cache off)."""
+
+
+def without_session_cache(env) -> dict:
+    """A copy of `env` without the session's compilation cache (conftest.py): for a child
+    that sets up and checks a cache of its own, or that a test kills (a write cut short
+    would leave a torn entry in the shared directory)."""
+    return {k: v for k, v in env.items() if k not in SESSION_CACHE_VARS}
+
+
 _TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+_CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
 
 
 @contextlib.contextmanager
 def count_compiles():
-    """Count JAX traces and backend compilations inside the block.
+    """Count JAX traces and backend compilations inside the block (an executable loaded
+    from the session's persistent compilation cache, conftest.py, counts as a compilation).
 
     Yields a dict `{"trace": int, "compile": int}` filled in as events arrive. Uses
     `jax.monitoring` duration events, which JAX records for every jaxpr trace and every
@@ -134,8 +149,16 @@ def count_compiles():
         elif event == _COMPILE_EVENT:
             counts["compile"] += 1
 
+    def hit_listener(event, **kwargs):
+        # an executable loaded from the session's persistent compilation cache (conftest.py)
+        # instead of compiled: JAX needed a new executable all the same, so it counts
+        if event == _CACHE_HIT_EVENT:
+            counts["compile"] += 1
+
     jax.monitoring.register_event_duration_secs_listener(listener)
+    jax.monitoring.register_event_listener(hit_listener)
     try:
         yield counts
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
+        jax.monitoring.unregister_event_listener(hit_listener)

@@ -13,12 +13,14 @@ import sys
 import warnings
 
 import pytest
+from helpers import without_session_cache
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _env():
-    env = dict(os.environ)
+    # the suite sets up its own compilation caches (cold and warm): not the session's
+    env = without_session_cache(os.environ)
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("JAX_PLATFORMS", "cpu")
     return env

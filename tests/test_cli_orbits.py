@@ -58,11 +58,12 @@ def test_orbits_refuses_non_empty_out_then_overwrites(run_2d, tmp_path):
     keep = tmp_path / "keep.txt"
     keep.write_text("mine")
     (tmp_path / "orbits.parquet").write_text("old")
-    res = invoke("orbits", "--frequencies", "1", "--amplitudes", "1", "--returns", 2,
+    # (the arguments of `run_2d`: the same programs, compiled once)
+    res = invoke("orbits", "--frequencies", "1", "--amplitudes", "0.001,1,2", "--returns", 4,
                  "--out", tmp_path, "--overwrite")
     assert res.exit_code == 0, res.output
     assert keep.read_text() == "mine"  # not this command's file: untouched
-    assert len(pd.read_parquet(tmp_path / "orbits.parquet")) == 1
+    assert len(pd.read_parquet(tmp_path / "orbits.parquet")) == 3
 
 
 @pytest.mark.parametrize("args, flag", [

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import without_session_cache
 
 import oscillax as ox
 from oscillax import _distributed, _sweep
@@ -65,6 +66,7 @@ def _env(devices: int = 1, **extra) -> dict:
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     env["JAX_PLATFORMS"] = "cpu"
     env["OSCILLAX_CACHE_DIR"] = "off"  # no compilation cache in the home directory
+    env["OSCILLAX_PROGRAM_CACHE"] = "0"  # (only the test session's, conftest.py)
     env.update(extra)
     return env
 
@@ -296,8 +298,10 @@ def test_killed_process_resumes_to_the_same_table(tmp_path):
     env = _env(1, OSCILLAX_HEARTBEAT_TIMEOUT="10")
     port = _free_port()
     logs = [tmp_path / f"p{i}.log" for i in range(2)] + [tmp_path / "ref.log"]
+    # both are killed (1 by the test, 0 by JAX): no writes into the session's shared cache
     procs = [_atlas(str(spec), "--out", str(out), "--chunk-size", "2",
-                    *_distributed_args(port, i), env=env, log=logs[i]) for i in range(2)]
+                    *_distributed_args(port, i), env=without_session_cache(env), log=logs[i])
+             for i in range(2)]
     ref_proc = _atlas(str(spec), "--out", str(tmp_path / "ref"), "--chunk-size", "2",
                       env=_env(1), log=logs[2])
     n_chunks = len(_sweep.plan(ox.SweepSpec.from_toml(spec), 2))

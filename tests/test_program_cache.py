@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import without_session_cache
 
 import oscillax as ox
 from oscillax._activation import _quadrature_antiderivative
@@ -110,6 +111,7 @@ def test_describe_tells_apart_what_changes_a_program():
 
 
 def test_it_is_on_only_with_a_compilation_cache_and_not_switched_off(tmp_path, monkeypatch):
+    monkeypatch.delenv("OSCILLAX_PROGRAM_CACHE", raising=False)  # (conftest.py sets it)
     old = jax.config.jax_compilation_cache_dir
     try:
         jax.config.update("jax_compilation_cache_dir", None)
@@ -143,7 +145,7 @@ def test_a_second_process_reads_the_programs_and_gets_the_same_table(tmp_path):
     """Three processes: one exports, one must read (exporting fails there), one runs
     without the cache; the three tables are identical."""
     cache = tmp_path / "jax"
-    env = {k: v for k, v in os.environ.items() if k != "OSCILLAX_PROGRAM_CACHE"}
+    env = without_session_cache(os.environ)  # (and no OSCILLAX_PROGRAM_CACHE)
     runs = []
     for i, mode in enumerate(["export", "no-export", "off"]):
         e = dict(env, OSCILLAX_PROGRAM_CACHE="0") if mode == "off" else env

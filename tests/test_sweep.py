@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import without_session_cache
 
 import oscillax as ox
 from oscillax._sweep import AXES
@@ -355,6 +356,7 @@ def test_killed_sweep_resumes_to_the_same_table(tmp_path):
          "import oscillax as ox, sys; ox.sweep(sys.argv[1], out=sys.argv[2], chunk_size=8)",
          str(spec), str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=without_session_cache(os.environ),  # killed: no write into the shared cache
     )
     deadline = time.time() + 120
     parts = out / "parts"
@@ -403,7 +405,9 @@ def test_cli_keeps_compiled_programs_between_runs(tmp_path):
     not store them, so whether they are on disk varies from run to run.)"""
     spec = write(tmp_path, RESUME_SPEC.replace("num = 10", "num = 3"))
     cache = tmp_path / "cache"
-    env = {**os.environ, "OSCILLAX_CACHE_DIR": str(cache)}
+    # the command's own cache only (not the test session's, conftest.py)
+    clean = without_session_cache(os.environ)
+    env = {**clean, "OSCILLAX_CACHE_DIR": str(cache)}
     first = cli("atlas", spec, "--out", tmp_path / "a", "--no-figures", env=env)
     assert first.returncode == 0, first.stderr
     engine = [p.name for p in cache.iterdir() if p.name.startswith("jit_integrate_monitored")]
@@ -420,9 +424,15 @@ def test_cli_keeps_compiled_programs_between_runs(tmp_path):
     assert sorted(p.name for p in (cache / "oscillax-programs").iterdir()) == exported
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / "results.parquet"),
                                   pd.read_parquet(tmp_path / "b" / "results.parquet"))
+    # `off`: no directory at all (the command would make it on start-up, and store every
+    # program it compiles): a one-group grid shows that as well as the whole one
     off = tmp_path / "off"
-    r = cli("atlas", spec, "--out", tmp_path / "c", "--no-figures",
-            env={**os.environ, "OSCILLAX_CACHE_DIR": "off", "XDG_CACHE_HOME": str(off)})
+    one = write(tmp_path, RESUME_SPEC.replace('["pre", "post"]', '["pre"]')
+                .replace('["identity", "tanh", "softsign"]', '["tanh"]')
+                .replace('["euler", "rk4"]', '["euler"]').replace("num = 10", "num = 1"),
+                "one.toml")
+    r = cli("atlas", one, "--out", tmp_path / "c", "--no-figures",
+            env={**clean, "OSCILLAX_CACHE_DIR": "off", "XDG_CACHE_HOME": str(off)})
     assert r.returncode == 0, r.stderr
     assert not off.exists()
 

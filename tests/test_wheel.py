@@ -1,11 +1,11 @@
 """The built wheel, installed outside the checkout, runs the command's main jobs.
 
 The wheel is built with `pip wheel` (hatchling, from the package index pip is configured
-with) and installed by pip, without dependencies, into a fresh venv in a temporary
-directory; the dependencies come from this test's own environment through a `.pth` line
-naming its site-packages directory, so nothing of the checkout is importable there
-(asserted). Every
-command then runs from an empty directory, as a new user would run it.
+with) and installed by pip (`pip --python`), without dependencies, into a fresh venv
+without pip in a temporary directory; the dependencies come from this test's own
+environment through a `.pth` line naming its site-packages directory, so nothing of the
+checkout is importable there (asserted). Every command then runs from an empty directory,
+as a new user would run it.
 """
 
 from __future__ import annotations
@@ -39,15 +39,19 @@ def installed(tmp_path_factory):
     assert ROOT not in base.parents
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTHON", "OSCILLAX_", "VIRTUAL_ENV"))}
-    env.update(OSCILLAX_CACHE_DIR="off", JAX_PLATFORMS="cpu", MPLBACKEND="Agg")
+    # (the test session's compilation cache, conftest.py, without the sweep's program cache)
+    env.update(OSCILLAX_CACHE_DIR="off", OSCILLAX_PROGRAM_CACHE="0", JAX_PLATFORMS="cpu",
+               MPLBACKEND="Agg")
     dist = base / "dist"
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, ROOT],
          cwd=base, env=env)
     (wheel,) = dist.glob("oscillax-*.whl")
     venv = base / "venv"
-    _run([sys.executable, "-m", "venv", venv], cwd=base, env=env)  # no system site-packages
-    _run([venv / "bin" / "python", "-m", "pip", "install", "--no-deps", "-q", wheel], cwd=base,
-         env=env)
+    # no system site-packages; no pip of its own (bootstrapping one takes most of the
+    # fixture's time): this environment's pip installs into the venv (`pip --python`)
+    _run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=base, env=env)
+    _run([sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install",
+          "--no-deps", "-q", wheel], cwd=base, env=env)
     purelib = Path(_run([venv / "bin" / "python", "-c",
                          "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                         cwd=base, env=env).stdout.strip())

@@ -1,8 +1,8 @@
 """End-to-end workloads: what a user runs, from a fresh process.
 
 - `e2e-atlas`: the `oscillax atlas` command on a shipped spec (the default one; `quick`
-  with `--quick`), whole command with its figures, in a fresh process: cold (an empty
-  compilation cache) and warm (the cache the cold run filled).
+  with `--quick`, then without its figures), whole command with its figures, in a fresh
+  process: cold (an empty compilation cache) and warm (the cache the cold run filled).
 - `e2e-sweep`: `ox.sweep` called from a plain Python script, nothing configured, on W2 with
   one random A per trajectory, beside the hand-written `jit(vmap(diffrax Euler))` on the
   same matrices and starts in the same fresh process. The first call (what a script pays,
@@ -52,10 +52,12 @@ def _fresh_env(**extra) -> dict:
     return env
 
 
-def run_atlas(spec: str, cache_dir: str, out: str) -> dict:
+def run_atlas(spec: str, cache_dir: str, out: str, figures: bool = True) -> dict:
     """One `oscillax atlas SPEC --out OUT` in a fresh process; wall time and the run's own
     summary (sweep compute time)."""
     cmd = [sys.executable, "-m", "oscillax", "atlas", spec, "--out", out, "--force"]
+    if not figures:
+        cmd.append("--no-figures")
     t0 = time.perf_counter()
     p = subprocess.run(cmd, env=_fresh_env(OSCILLAX_CACHE_DIR=cache_dir), capture_output=True,
                        text=True)
@@ -78,6 +80,9 @@ class AtlasCommand:
     def __init__(self, quick: bool, repeats: int):
         self.quick = quick
         self.spec = "quick" if quick else "euler_stability"
+        # `--quick` (a smoke run) leaves the figures out: drawing them takes longer than the
+        # quick spec's sweep; the full suite times the whole command, figures included
+        self.figures = not quick
 
     def impls(self) -> list[_Row]:
         return [_Row(f"oscillax atlas ({label})") for label in ("cold", "warm")]
@@ -88,7 +93,8 @@ class AtlasCommand:
             cache = os.path.join(tmp, "cache")
             for label in ("cold", "warm"):
                 log(f"  {self.name}: oscillax atlas {self.spec} ({label}) ...")
-                m = run_atlas(self.spec, cache, os.path.join(tmp, f"run-{label}"))
+                m = run_atlas(self.spec, cache, os.path.join(tmp, f"run-{label}"),
+                              figures=self.figures)
                 extra[label] = m
                 rows.append(Result(
                     impl=f"oscillax atlas ({label})", status=OK, run_s=m["wall_s"],
@@ -96,7 +102,8 @@ class AtlasCommand:
                     traj_steps_per_s=m["traj_steps"] / m["wall_s"],
                     note=f"whole command {m['wall_s']:.1f} s, of it sweep {m['sweep_s']:.1f} s; "
                          f"{m['trajectories']:,} trajectories",
-                    description=f"oscillax atlas {self.spec}, fresh process, "
+                    description=f"oscillax atlas {self.spec}"
+                                f"{'' if self.figures else ' --no-figures'}, fresh process, "
                                 f"{'empty' if label == 'cold' else 'filled'} compilation cache"))
                 log(f"    {m['wall_s']:.1f} s (sweep {m['sweep_s']:.1f} s)")
         base = rows[0].traj_steps_per_s
@@ -105,7 +112,8 @@ class AtlasCommand:
         # what compiling costs the command: the cold run less the warm one (0 when warm)
         rows[0].compile_s = max(extra["cold"]["wall_s"] - extra["warm"]["wall_s"], 0.0)
         rows[1].compile_s = 0.0
-        return {"name": self.name, "title": self.title, "params": {"spec": self.spec},
+        return {"name": self.name, "title": self.title,
+                "params": {"spec": self.spec, "figures": self.figures},
                 "traj_steps": rows[0].traj_steps, "results": [r.to_json() for r in rows],
                 "extra": extra}
 

@@ -17,8 +17,9 @@ The series come with statsmodels (the `test` extra), offline:
 - `lynx`: yearly Canadian lynx trappings, 1821-1934 (114 samples, the ~10-year cycle; R's
   `lynx`, Brockwell & Davis 1991), written out in `_series` (statsmodels does not ship it).
 
-`--wider` adds four seasonal series, written out in `_series` (no statsmodels needed), which
-the forecast rule was checked on after it was chosen on the five above:
+`--wider` adds four seasonal series, written out in `_series` (no statsmodels needed), added
+after the forecast rule had been chosen on the five above (its residual AR order, AICc, was
+then chosen on all nine):
 
 - `wineind`: monthly Australian wine sales, 1980-1994 (176 samples);
 - `woolyrnq`: quarterly Australian woollen yarn production, 1965-1994 (119);
@@ -125,8 +126,9 @@ def airpassengers():
 SERIES = {"sunspots": sunspots, "elnino": elnino, "co2": co2, "nile": nile, "lynx": lynx}
 WIDER = {"wineind": wineind, "woolyrnq": woolyrnq, "ausbeer": ausbeer,
          "airpassengers": airpassengers}
-"""Four more seasonal series (`--wider`), which no rule of `fit` was tuned on before they were
-added: the forecast rule's check on data it was not chosen on."""
+"""Four more seasonal series (`--wider`), added after the forecast rule (`harmonic_ar` unless
+the network beats it significantly) had been chosen on `SERIES`, as a check on other data;
+the residual AR order by AICc was chosen on all nine."""
 ALL_SERIES = {**SERIES, **WIDER}
 NEEDS = {"lynx": None, **{name: None for name in WIDER}}
 """What a row needs beside statsmodels (None: nothing, not even statsmodels)."""

@@ -79,9 +79,7 @@ def co2():
     d = _sm().datasets.co2.load_pandas().data["co2"]
     m = d.resample("MS").mean().interpolate()
     t = (m.index.year + (m.index.month - 1) / 12).to_numpy(np.float64)
-    y = m.to_numpy(np.float64)
-    c = np.polyfit(t - t[0], y, 2)
-    return t, y - np.polyval(c, t - t[0])
+    return t, _whole_record_detrended(t, m.to_numpy(np.float64))
 
 
 def nile():

@@ -154,8 +154,9 @@ class _FixedState(eqx.Module):
     x: Float[Array, " n"]
     s: Float[Array, ""]  # signed distance of x (a start on the section counts as +1)
     found: Int[Array, ""]
-    points: Float[Array, "returns n"]
-    times: Float[Array, " returns"]
+    before: Float[Array, "returns n"]  # the state at the start of each crossing step
+    after: Float[Array, "returns n"]  # and at its end
+    steps: Int[Array, " returns"]  # its index
     failed: Int[Array, ""]
 
 
@@ -172,30 +173,43 @@ def _fixed_returns(field, args, x0, normal, offset, cfg: _SectionConfig):
     def cond(st):
         return (st.found < R) & (st.k < k_max) & (st.failed == 0)
 
+    # The loop only remembers the steps that cross; each crossing is located on its step's
+    # interpolant after the loop, all `returns` at once. (Located at every step, the two
+    # extra field evaluations and the Newton iterations ran at every step: 20 returns of a
+    # 2-unit Euler cycle took 5.2-6.6 ms a call against 2.9-3.0 ms now; measured.)
     def body(st):
-        t = st.k * h
-        X1 = solver.step(field, t, st.x[:, None], h, args)
+        X1 = solver.step(field, st.k * h, st.x[:, None], h, args)
         x1 = X1[:, 0]
         s1 = side(x1)
         cross = (st.s <= 0) & (s1 > 0)
-        f0, f1 = field(t, st.x, args), field(t + h, x1, args)
-        th, p = hermite_crossing(normal, offset, st.x, f0, x1, f1, h, side(st.x), s1)
         idx = jnp.minimum(st.found, R - 1)
-        points = jnp.where(cross, st.points.at[idx].set(p), st.points)
-        times = jnp.where(cross, st.times.at[idx].set(t + th * h), st.times)
+        before = jnp.where(cross, st.before.at[idx].set(st.x), st.before)
+        after = jnp.where(cross, st.after.at[idx].set(x1), st.after)
+        steps = jnp.where(cross, st.steps.at[idx].set(st.k), st.steps)
         failed = jnp.where(jnp.all(jnp.isfinite(x1)), 0, 1).astype(jnp.int32)
-        return _FixedState(st.k + 1, x1, s1, st.found + cross.astype(jnp.int32), points, times,
-                           failed)
+        return _FixedState(st.k + 1, x1, s1, st.found + cross.astype(jnp.int32), before,
+                           after, steps, failed)
 
     s0 = side(x0)
     s0 = jnp.where(jnp.abs(s0) <= _on_section_guard(normal, offset, x0), jnp.ones_like(s0), s0)
     init = _FixedState(
         jnp.zeros((), jnp.int32), x0, s0, jnp.zeros((), jnp.int32),
-        jnp.full((R, x0.shape[0]), jnp.nan, dtype), jnp.full((R,), jnp.nan, dtype),
-        jnp.zeros((), jnp.int32),
+        jnp.zeros((R, x0.shape[0]), dtype), jnp.zeros((R, x0.shape[0]), dtype),
+        jnp.zeros((R,), jnp.int32), jnp.zeros((), jnp.int32),
     )
     st = jax.lax.while_loop(cond, body, init)
-    return st.points, st.times, st.failed > 0
+
+    def locate(xa, xb, k):
+        t = k.astype(dtype) * h
+        fa, fb = field(t, xa, args), field(t + h, xb, args)
+        th, p = hermite_crossing(normal, offset, xa, fa, xb, fb, h, side(xa), side(xb))
+        return p, t + th * h
+
+    points, times = jax.vmap(locate)(st.before, st.after, st.steps)
+    have = jnp.arange(R) < st.found
+    nan = jnp.asarray(jnp.nan, dtype)
+    return (jnp.where(have[:, None], points, nan), jnp.where(have, times, nan),
+            st.failed > 0)
 
 
 @eqx.filter_jit

@@ -434,3 +434,35 @@ def test_fit_network_to_target_period():
         W = optax.apply_updates(W, updates)
     assert np.all(np.diff(errs) < 0)  # measured: 0.328, 0.258, 0.186, 0.115, 0.045
     assert errs[-1] < 0.25 * errs[0]
+
+
+@pytest.mark.parametrize("h", [0.1, 0.05])
+def test_fixed_step_returns_of_the_linear_centre_are_eulers_closed_form(h):
+    # THEORY: forward Euler turns the linear centre (omega = 1) by atan(h) a step and
+    # stretches it by sqrt(1 + h^2), so its k-th upcrossing of y = 0 from (1, 0) comes after
+    # 2 pi k / atan(h) steps, on the step whose ends bracket that angle.
+    field = ox.PreActivation(ox.skew_from_frequencies([1.0]), "identity")
+    starts = jnp.array([[1.0, 0.0], [0.0, -2.0]])  # on the section; a quarter turn before it
+    sec = ox.poincare_map(field, starts, normal=jnp.array([0.0, 1.0]), returns=3,
+                          solver="euler", dt=h, t_max=40.0)
+    assert np.all(np.asarray(sec.status) == ox.SectionStatus.OK)
+    turn = float(np.arctan(h))
+    for b, phase0 in enumerate((0.0, -np.pi / 2)):
+        for k in range(3):
+            steps = (2 * np.pi * (k + 1) - phase0 - 2 * np.pi * (b == 1)) / turn
+            # the crossing lies inside the step that brackets the angle, and on the section
+            t = float(sec.times[b, k])
+            assert np.floor(steps) * h <= t <= np.ceil(steps) * h, (b, k, t, steps * h)
+            assert abs(t - steps * h) < 0.05 * h
+            p = np.asarray(sec.points[b, k])
+            assert abs(p[1]) < 1e-12 and p[0] > 0
+            r0 = float(np.linalg.norm(starts[b]))
+            lo, hi = (r0 * (1 + h * h) ** (np.floor(steps) / 2),
+                      r0 * (1 + h * h) ** (np.ceil(steps) / 2))
+            assert lo * (1 - 1e-3) <= p[0] <= hi * (1 + 1e-3), (p[0], lo, hi)
+    # a member that cannot return in time gets NaN beyond what it found, and NO_RETURN
+    short = ox.poincare_map(field, starts[0], normal=jnp.array([0.0, 1.0]), returns=3,
+                            solver="euler", dt=h, t_max=2 * 2 * np.pi * h / turn + 1.0)
+    assert int(short.status) == ox.SectionStatus.NO_RETURN and int(short.found) == 2
+    assert np.all(np.isfinite(np.asarray(short.times[:2]))) and np.isnan(float(short.times[2]))
+    assert np.all(np.isnan(np.asarray(short.points[2])))

@@ -199,6 +199,15 @@ def hermite_crossing(normal, offset, x0, f0, x1, f1, h, s0, s1, iters: int = 8):
     return th, hermite(x0, f0, x1, f1, h, th)[0]
 
 
+def step_crossing(field, args, normal, offset, t, h, x0, x1):
+    """Where the fixed step from `(t, x0)` to `(t + h, x1)` meets `normal · x = offset`:
+    `hermite_crossing` on the step's interpolant, the field evaluated at both ends. Returns
+    `(th, point)`; the crossing's time is `t + th h`."""
+    f0, f1 = field(t, x0, args), field(t + h, x1, args)
+    s0, s1 = jnp.dot(normal, x0) - offset, jnp.dot(normal, x1) - offset
+    return hermite_crossing(normal, offset, x0, f0, x1, f1, h, s0, s1)
+
+
 def fixed_return(field, x, args, cfg: FlowConfig, normal, offset, k_min, *, with_trace=False):
     """First return of a fixed-step method's trajectory to `normal · x = offset`.
 
@@ -236,9 +245,7 @@ def fixed_return(field, x, args, cfg: FlowConfig, normal, offset, k_min, *, with
     ks = jnp.arange(cfg.scan_length, dtype=dtype)
     (_, found, k_c, x0_c, x1_c, s_int, tr_c), _ = jax.lax.scan(body, init, ks)
     t_c = k_c * h
-    f0, f1 = field(t_c, x0_c, args), field(t_c + h, x1_c, args)
-    s0, s1 = jnp.dot(normal, x0_c) - offset, jnp.dot(normal, x1_c) - offset
-    th, pc = hermite_crossing(normal, offset, x0_c, f0, x1_c, f1, h, s0, s1)
+    th, pc = step_crossing(field, args, normal, offset, t_c, h, x0_c, x1_c)
     nan = jnp.asarray(jnp.nan, dtype)
     p = jnp.where(found, pc, nan)
     t_ret = jnp.where(found, t_c + th * h, nan)

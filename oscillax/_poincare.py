@@ -37,8 +37,8 @@ from ._flow import (
     batched_call,
     check_count,
     check_positive_number,
-    hermite_crossing,
     per_member_A,
+    step_crossing,
     validate_states,
 )
 from ._solver import ADAPTIVE_SOLVERS, FIXED_SOLVERS
@@ -201,8 +201,7 @@ def _fixed_returns(field, args, x0, normal, offset, cfg: _SectionConfig):
 
     def locate(xa, xb, k):
         t = k.astype(dtype) * h
-        fa, fb = field(t, xa, args), field(t + h, xb, args)
-        th, p = hermite_crossing(normal, offset, xa, fa, xb, fb, h, side(xa), side(xb))
+        th, p = step_crossing(field, args, normal, offset, t, h, xa, xb)
         return p, t + th * h
 
     points, times = jax.vmap(locate)(st.before, st.after, st.steps)

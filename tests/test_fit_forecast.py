@@ -372,3 +372,27 @@ def test_forecast_table_wider_series(capsys):
     with pytest.raises(SystemExit):
         _forecast.main(["--table", "--series", "lynx,nope"])
     assert "unknown nope; choose from sunspots" in capsys.readouterr().err
+
+
+def test_forecast_rules_score_the_shipped_rule_as_the_table_does(capsys):
+    """`python -m oscillax.bench._forecast_rules`: the shipped rule's ratio is the one
+    `_forecast --table --baselines-only` reports for the same case, the shrunk forecast's
+    factor is 1 where `harmonic_ar` is exact (a noise-free sinusoid), and an unknown series
+    is refused with the list to choose from."""
+    from oscillax.bench import _forecast, _forecast_rules
+
+    got = _forecast_rules.ratios(["lynx"], [0.2])
+    row = _forecast.baseline_row("lynx", 0.2)
+    b = row["baseline_rmse"]
+    assert got["harmonic_ar"][("lynx", 0.2)] == pytest.approx(
+        row["forecast_rmse"] / min(b["mean"], b["harmonic"]), rel=1e-12)
+    assert set(got) == set(_forecast_rules.RULES)
+    t = np.arange(300.0)
+    y = (3.0 + np.sin(2 * np.pi * t / 17.0))[:, None]
+    assert _forecast_rules.shrink_factor(t, y, 240, 60, 3) == pytest.approx(1.0, abs=1e-6)
+    _forecast_rules.main(["--series", "lynx", "--fractions", "0.2"])
+    out = capsys.readouterr().out
+    assert "| harmonic_ar | 1 of 1 |" in out and "| shrink_3 |" in out
+    with pytest.raises(SystemExit):
+        _forecast_rules.main(["--series", "nope"])
+    assert "unknown nope; choose from sunspots" in capsys.readouterr().err

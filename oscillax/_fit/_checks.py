@@ -14,6 +14,7 @@ import numpy as np
 
 from .._activation import ACTIVATIONS, get_activation
 from .._solver import ADAPTIVE_SOLVERS
+from ._dates import as_times
 from ._stepping import _DT_MAX, ADJOINTS
 
 FORMS = ("post", "pre")
@@ -24,8 +25,11 @@ def _fail(message: str):
     raise ValueError(message)
 
 
-def _check_series(ts, ys, *, ts_name="ts", ys_name="ys", min_samples=MIN_SAMPLES):
-    """Times `(T,)` float64 and values `(T, p)` float64, checked; plus whether ys was 1-D."""
+def _check_series(ts, ys, *, ts_name="ts", ys_name="ys", min_samples=MIN_SAMPLES,
+                  calendar=None):
+    """Times `(T,)` float64 and values `(T, p)` float64, checked; plus whether ys was 1-D.
+    Dates in `ts` become decimal years (`_dates.as_times`, in `calendar` when given)."""
+    ts, _ = as_times(ts, calendar, name=ts_name)
     try:
         t = np.asarray(ts, dtype=np.float64)
     except (TypeError, ValueError):

@@ -13,12 +13,56 @@ from pathlib import Path
 import numpy as np
 
 from ._checks import _fail
+from ._dates import as_times, describe
 from ._result import MODEL_FILE, SETTINGS_FILE, FitResult, _jsonable
 from ._train import fit
 
+TIME_COLUMNS = ("t", "time", "date", "datetime", "timestamp", "year")
+"""The names (in any case) that `time_col=None` looks for, in this order."""
 
-def _read_csv(data, time_col: str, value_cols: Sequence[str] | None):
-    """Times, values and channel names from a CSV, with errors that name the column."""
+
+def _time_column(cols: list[str], time_col: str | None, path: Path) -> str:
+    if time_col is None:
+        for want in TIME_COLUMNS:
+            hits = [c for c in cols if c.strip().lower() == want]
+            if hits:
+                return hits[0]
+        _fail(f"{path.name} has no time column named {', '.join(TIME_COLUMNS)} (in any case); "
+              f"its columns are {cols}. Pass --time-col with the one that holds the times.")
+    if time_col not in cols:
+        _fail(f"--time-col {time_col!r} is not a column of {path.name}; its columns are "
+              f"{cols}. Pass --time-col with one of them.")
+    return time_col
+
+
+def _as_dates(column):
+    """The column as timestamps when it holds text that reads as dates, else None."""
+    import warnings
+
+    import pandas as pd
+
+    if column.dtype.kind not in "OSU" and str(column.dtype) not in ("string", "str"):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "could not infer format": parsed one by one
+        stamps = pd.to_datetime(column, errors="coerce")
+    bad = np.nonzero(stamps.isna().to_numpy())[0]
+    if bad.size == len(column) or bad.size > len(column) // 2:
+        return None  # not dates: the numeric check below names the rows
+    if bad.size:
+        rows = ", ".join(str(int(r) + 1) for r in bad[:5]) + (", ..." if bad.size > 5 else "")
+        _fail(f"the time column {column.name!r} holds dates, but {bad.size} value(s) are "
+              f"missing or not dates (data rows {rows}, 1-based after the header). Remove or "
+              "fix those rows.")
+    return pd.DatetimeIndex(stamps)
+
+
+def _read_csv(data, time_col: str | None, value_cols: Sequence[str] | None):
+    """Times, values and channel names from a CSV, with errors that name the column; the
+    times as a pandas DatetimeIndex when the time column holds dates (`_dates`). With
+    `time_col` None, the first column named as in `TIME_COLUMNS`.
+
+    **Returns:** `(t, ys, names, time_col)`."""
     import pandas as pd
 
     path = Path(data)
@@ -33,9 +77,7 @@ def _read_csv(data, time_col: str, value_cols: Sequence[str] | None):
     cols = [str(c) for c in df.columns]
     # This message and the existing-`out` one below name the command's flags because
     # tests/test_fit.py pins that wording; the other messages name the arguments.
-    if time_col not in cols:
-        _fail(f"--time-col {time_col!r} is not a column of {path.name}; its columns are "
-              f"{cols}. Pass --time-col with one of them.")
+    time_col = _time_column(cols, time_col, path)
     if value_cols:
         missing = [c for c in value_cols if c not in cols]
         if missing:
@@ -51,7 +93,11 @@ def _read_csv(data, time_col: str, value_cols: Sequence[str] | None):
             _fail(f"{path.name} has only the time column {time_col!r}; add value columns or "
                   "pass `value_cols`.")
     arrays = {}
+    stamps = _as_dates(df[time_col])
     for c in [time_col, *names]:
+        if c == time_col and stamps is not None:
+            arrays[c] = as_times(stamps)[0]  # checked for order below, as numbers are
+            continue
         v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
         bad = np.nonzero(~np.isfinite(v))[0]
         if bad.size:
@@ -64,11 +110,13 @@ def _read_csv(data, time_col: str, value_cols: Sequence[str] | None):
     d = np.diff(t)
     if np.any(d <= 0):
         i = int(np.argmax(d <= 0))
+        shown = t if stamps is None else [str(s.date() if s == s.normalize() else s)
+                                          for s in stamps]
         _fail(f"the time column {time_col!r} must be strictly increasing; data row {i + 2} has "
-              f"{t[i + 1]!r} after {t[i]!r} in row {i + 1}. Sort the file by time and drop "
-              "duplicate times.")
+              f"{shown[i + 1]!r} after {shown[i]!r} in row {i + 1}. Sort the file by time and "
+              "drop duplicate times.")
     ys = np.stack([arrays[c] for c in names], axis=1)
-    return t, ys, names
+    return (t if stamps is None else stamps), ys, names, time_col
 
 
 MARKER_FILE = ".oscillax-fit"
@@ -145,7 +193,7 @@ def fit_csv(
     data,
     *,
     out=None,
-    time_col: str = "t",
+    time_col: str | None = None,
     value_cols: Sequence[str] | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
@@ -160,7 +208,9 @@ def fit_csv(
     **Arguments:**
     - `data`: CSV path with a header row.
     - `out`: output directory (default: `<data stem>-fit` next to the CSV).
-    - `time_col`, `value_cols`: the time column and the value columns (default: all
+    - `time_col`, `value_cols`: the time column (default: the first named `t`, `time`,
+      `date`, `datetime`, `timestamp` or `year`, in any case; numbers, or dates, which are
+      read as decimal years: `oscillax._fit._dates`) and the value columns (default: all
       others).
     - `overwrite`: replace the fit's own files in an existing `out` that a fit wrote (it
       carries a `.oscillax-fit` marker); other files in it are kept. A non-empty directory
@@ -174,10 +224,12 @@ def fit_csv(
     data = Path(data)
     out = Path(out) if out is not None else data.with_name(data.stem + "-fit")
     _check_out(out, overwrite)
-    t, ys, names = _read_csv(data, time_col, value_cols)
+    t, ys, names, time_col = _read_csv(data, time_col, value_cols)
     result = fit(t, ys[:, 0] if ys.shape[1] == 1 else ys, channels=names, progress=progress,
                  **fit_kwargs)
     data_info = {"path": str(data), "time_col": time_col, "value_cols": names,
-                 "samples": int(t.shape[0])}
+                 "samples": int(t.shape[0]),
+                 "times": "numbers" if result.time_calendar is None else "dates",
+                 "time_unit": describe(result.time_calendar)}
     report = _write_outputs(result, out, t, ys, data_info, t_start, overwrite)
     return result, out, report

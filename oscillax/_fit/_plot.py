@@ -41,7 +41,7 @@ def fit_figure(result: FitResult, ts, ys, path=None):
     the Figure."""
     from matplotlib.figure import Figure
 
-    t, y, _ = _check_series(ts, ys, min_samples=1)
+    t, y, _ = _check_series(result._times(ts), ys, min_samples=1)
     dense = np.linspace(result.t0, t[-1], max(2000, 20 * t.shape[0]))
     yh = result.predict(dense)
     yh = yh[:, None] if yh.ndim == 1 else yh
@@ -68,7 +68,7 @@ def fit_figure(result: FitResult, ts, ys, path=None):
         ax.axvline(result.train_until, color="k", ls="--", lw=0.8)  # ... to here
         ax.set_ylabel(result.channels[c] if c < len(result.channels) else f"y{c}")
     axes[0].legend(fontsize=7, loc="upper right")
-    axes[-1].set_xlabel("t")
+    axes[-1].set_xlabel("t" if result.time_calendar is None else "year")
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig

@@ -15,6 +15,7 @@ import numpy as np
 from .._solver import FIXED_SOLVERS
 from ._baselines import baseline_predict, combination_partner, combine
 from ._checks import _fail
+from ._dates import _is_dates, as_times, describe
 from ._model import SkewGenerator
 from ._plot import fit_figure, loss_figure
 from ._spectrum import spectral_peaks
@@ -86,7 +87,8 @@ class FitResult:
       and a one-line `verdict` that says all of it; `frequencies`, `periods`,
       `measured_frequencies`, `measured_periods`. `train_*` scores are over the
       `fit_samples` the network was fitted to; the `stop_samples` after them stopped it.
-    - `options`: the settings `fit` was called with.
+    - `options`: the settings `fit` was called with, and `time_calendar` (see the
+      property of that name: how dates were read as years; None for numeric times).
     - `step_traces`: how often the training step was traced (1: it compiled once).
     """
 
@@ -125,8 +127,31 @@ class FitResult:
             adjoint_obj=None if adj == "engine" else diffrax.RecursiveCheckpointAdjoint(),
         )
 
+    @property
+    def time_calendar(self) -> str | None:
+        """How the fitted dates were read as decimal years (`"months"` or `"elapsed"`, see
+        `oscillax._fit._dates`), so that dates passed later are read the same way; None
+        when the fit's times were numbers."""
+        return self.options.get("time_calendar")
+
+    def _times(self, ts, name="ts"):
+        """`ts` as the fit's times: dates read in `time_calendar` (refused when the fit's
+        times were numbers: their unit is unknown)."""
+        if _is_dates(ts):
+            if self.time_calendar is None:
+                _fail(f"`{name}` holds dates, but this fit's times were numbers, in a unit "
+                      "oscillax does not know; pass numbers in the data's time unit, or fit "
+                      "on dates.")
+            return as_times(ts, self.time_calendar, name=name)[0]
+        return ts
+
     def _check_times(self, ts) -> np.ndarray:
-        t = np.asarray(ts, dtype=np.float64)
+        t = self._times(ts)
+        try:
+            t = np.asarray(t, dtype=np.float64)
+        except (TypeError, ValueError):
+            _fail(f"`ts` must be a 1-D array of numbers (or dates, for a fit on dates); "
+                  f"could not convert a {type(ts).__name__} to floats.")
         if t.ndim != 1 or t.shape[0] == 0:
             _fail(f"`ts` must be a non-empty 1-D array of times; got shape {t.shape}.")
         if not np.all(np.isfinite(t)):
@@ -229,8 +254,8 @@ class FitResult:
 
     @property
     def periods(self) -> np.ndarray:
-        """The periods $2\\pi/\\omega$ of `frequencies`, in the data's time units (so in
-        descending order)."""
+        """The periods $2\\pi/\\omega$ of `frequencies`, in the data's time units (years
+        when the times were dates; see `time_calendar`), in descending order."""
         return 2 * np.pi / self.frequencies
 
     def measured_frequencies(
@@ -319,6 +344,7 @@ class FitResult:
                 s[key] = value
             if key == "frequencies":
                 s["periods"] = _jsonable(self.periods)
+        s["time_unit"] = describe(self.time_calendar)
         s["final_loss"] = float(self.history[-1, self.best_restart]) if len(self.history) else None
         return s
 

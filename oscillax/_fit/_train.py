@@ -44,6 +44,7 @@ import numpy as np
 import optax
 
 from ._checks import _check_series
+from ._dates import as_times
 from ._init import _initial_generators, _Plan, _plan
 from ._inputs import _check_settings, _Series, _Settings, _split_series
 from ._loss import _Data, _loss_terms, _make_data
@@ -182,9 +183,9 @@ def _pick_restart(trained: _Trained) -> int:
 
 
 def _assemble(series: _Series, settings: _Settings, plan: _Plan, trained: _Trained,
-              t_start: float) -> FitResult:
+              t_start: float, calendar: str | None = None) -> FitResult:
     """The restart `_pick_restart` keeps, in the data's units, with its options, scores
-    and timings."""
+    and timings; `calendar`: how dates were read as times (`_dates`), None for numbers."""
     scores = trained.final_mse if trained.select_mse is None else trained.select_mse
     best = _pick_restart(trained)
     pick = lambda a: None if a is None else a[best]
@@ -205,7 +206,7 @@ def _assemble(series: _Series, settings: _Settings, plan: _Plan, trained: _Train
         span=float(t[-1] - t[0]), samples=int(t.shape[0]), train_samples=series.n_train,
         fit_samples=series.n_fit, stop_samples=series.n_stop - series.n_fit,
         stopped_at=None if trained.best_step is None else int(trained.best_step[best]),
-        rtol=step.rtol, atol=step.atol,
+        rtol=step.rtol, atol=step.atol, time_calendar=calendar,
     )
     result = FitResult(
         model=model,
@@ -284,7 +285,9 @@ def fit(
     `metrics["verdict"]` says which it is and lists every score: see `FitResult.metrics`.
 
     **Arguments:**
-    - `ts`: `(T,)` strictly increasing sample times (may be irregular).
+    - `ts`: `(T,)` strictly increasing sample times (may be irregular): numbers, or dates
+      (datetime64, pandas timestamps, `datetime.date`), read as decimal years, so
+      periods come out in years (`FitResult.time_calendar`; `oscillax._fit._dates`).
     - `ys`: `(T,)` or `(T, p)` values, finite.
     - `hidden`: state size n (default: two per spectral peak found, at most 16).
     - `form`: `"post"` ($A\\sigma(x) + b$) or `"pre"` ($\\sigma(Ax + b)$).
@@ -331,6 +334,7 @@ def fit(
     """
     t_start = time.perf_counter()
     # 1. validate
+    ts, calendar = as_times(ts)  # dates: decimal years, the calendar kept for later dates
     t, y, univariate = _check_series(ts, ys)
     settings = _check_settings(
         hidden=hidden, form=form, activation=activation, solver=solver, dt=dt,
@@ -353,4 +357,4 @@ def fit(
     select = series.n_fit < series.n_train
     trained = _optimise(params, data, settings, plan, select, progress)
     # 5. the best restart, scored; the forecaster chosen on the selection part
-    return _assemble(series, settings, plan, trained, t_start)
+    return _assemble(series, settings, plan, trained, t_start, calendar)

@@ -15,7 +15,10 @@ EPILOG = example("oscillax fit signal.csv --time-col t --value-cols a,b --out fi
 def fit(
     data: Annotated[str, typer.Argument(
         show_default=False, help="CSV with a header row: a time column and values.")],
-    time_col: Annotated[str, typer.Option("--time-col", help="Name of the time column.")] = "t",
+    time_col: Annotated[str | None, typer.Option(
+        "--time-col", show_default=False,
+        help="Name of the time column: numbers, or dates (read as decimal years). Default: "
+        "the first named t, time, date, datetime, timestamp or year (any case).")] = None,
     value_cols: Annotated[str | None, typer.Option(
         "--value-cols", show_default=False,
         help="Comma-separated value columns (default: all others).")] = None,
@@ -87,9 +90,13 @@ def fit(
     def fmt(omegas):
         freqs = ", ".join(f"{w:.5g}" for w in omegas)
         periods = ", ".join(f"{2 * math.pi / abs(w):.5g}" if w else "inf" for w in omegas)
-        return f"{freqs}  (periods 2π/ω: {periods})"
+        return f"{freqs}  (periods 2π/ω: {periods}{'' if unit == 'time' else ' years'})"
 
-    console.print(f"frequencies (rad/time) from A: {fmt(result.frequencies)}", highlight=False)
+    unit = "time" if result.time_calendar is None else "year"
+    if result.time_calendar is not None:
+        console.print(f"times: the dates in column {rep['data']['time_col']!r}, in "
+                      f"{rep['data']['time_unit']}", highlight=False)
+    console.print(f"frequencies (rad/{unit}) from A: {fmt(result.frequencies)}", highlight=False)
     console.print(f"measured in the generated signal: {fmt(m['measured_frequencies'])}",
                   highlight=False)
     from .._fit._baselines import label as name  # as the report names them

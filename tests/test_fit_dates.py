@@ -105,6 +105,13 @@ def test_a_fit_on_dates_speaks_years(dated_fit, tmp_path):
     assert 1985 < lo < 1990 and 2001 < hi < 2006
 
 
+def test_train_until_may_be_a_date():
+    t, y = _monthly(60)
+    res = ox.fit(t, y, train_until=pd.Timestamp("1993-06-01"), iterations=5, restarts=1)
+    assert res.train_until == pytest.approx(1993 + 5 / 12)
+    assert res.metrics["val_samples"] == 60 - 42
+
+
 def test_dates_for_a_fit_on_numbers_are_refused():
     t = np.arange(100.0)
     res = ox.fit(t, np.sin(2 * np.pi * t / 12), iterations=5, restarts=1)

@@ -37,7 +37,8 @@ def spectral_peaks(ts, ys, *, max_peaks: int | None = None, rel_power: float = 1
     over the record, or with power under `rel_power` times the strongest, are dropped.
 
     **Arguments:**
-    - `ts`: `(T,)` strictly increasing times.
+    - `ts`: `(T,)` strictly increasing times (numbers, or dates: decimal years, so the
+      frequencies are per year; `oscillax._fit._dates`).
     - `ys`: `(T,)` or `(T, channels)` values.
     - `max_peaks`: keep at most this many (the strongest).
     - `rel_power`: power threshold relative to the strongest peak (Blackman sidelobes are

@@ -44,7 +44,7 @@ import numpy as np
 import optax
 
 from ._checks import _check_series
-from ._dates import as_times
+from ._dates import _is_dates, as_times
 from ._init import _initial_generators, _Plan, _plan
 from ._inputs import _check_settings, _Series, _Settings, _split_series
 from ._loss import _Data, _loss_terms, _make_data
@@ -307,7 +307,8 @@ def fit(
     - `optimizer`: any `optax.GradientTransformation` (replaces the default).
     - `spectral_weight`: weight of the spectral-magnitude term (0 turns it off).
     - `val_fraction`: fraction of the time span held out at the end (0 to 0.9).
-    - `train_until`: train on `ts <= train_until` instead (overrides `val_fraction`).
+    - `train_until`: train on `ts <= train_until` instead (overrides `val_fraction`); a
+      date when `ts` are dates.
     - `select_fraction`: the end of the training part (0 to 0.5 of its span) that stops
       training (its first half) and chooses the forecast (its second half); 0: none, the
       network is fitted to the whole training part for all `iterations` and is the
@@ -335,6 +336,8 @@ def fit(
     t_start = time.perf_counter()
     # 1. validate
     ts, calendar = as_times(ts)  # dates: decimal years, the calendar kept for later dates
+    if calendar is not None and train_until is not None and _is_dates([train_until]):
+        train_until = float(as_times([train_until], calendar, name="train_until")[0][0])
     t, y, univariate = _check_series(ts, ys)
     settings = _check_settings(
         hidden=hidden, form=form, activation=activation, solver=solver, dt=dt,

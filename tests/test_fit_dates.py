@@ -150,6 +150,10 @@ def test_cli_fit_reads_a_date_column_and_finds_it_by_name(tmp_path):
     ({"date": [f"{2000 + k // 12}-{k % 12 + 1:02d}-01" for k in range(23)] + ["later"],
       "v": np.arange(24.0)}, [], "holds dates, but 1 value(s) are missing or not dates (data "
                                  "rows 24"),
+    ({"date": [f"{2000 + k // 12}-{k % 12 + 1:02d}-01" for k in range(24)],
+      "station": ["X1"] * 24, "v": np.arange(24.0), "w": np.ones(24)}, [],
+     "column 'station' holds no numbers (e.g. 'X1'), so it is not a signal to fit; pass "
+     "--value-cols with the value columns, e.g. --value-cols v,w"),
     ({"stamp": np.arange(24.0), "v": np.arange(24.0)}, [],
      "has no time column named t, time, date, datetime, timestamp, year"),
 ])

@@ -100,6 +100,12 @@ def _read_csv(data, time_col: str | None, value_cols: Sequence[str] | None):
             continue
         v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
         bad = np.nonzero(~np.isfinite(v))[0]
+        if bad.size == v.size and c != time_col and not value_cols:
+            numeric = [n for n in names if n != c and pd.to_numeric(df[n], errors="coerce")
+                       .notna().any()]
+            _fail(f"column {c!r} holds no numbers (e.g. {str(df[c].iloc[0])!r}), so it is not "
+                  f"a signal to fit; pass --value-cols with the value columns, e.g. "
+                  f"--value-cols {','.join(numeric) or '...'}.")
         if bad.size:
             rows = ", ".join(str(int(r) + 1) for r in bad[:5]) + (", ..." if bad.size > 5 else "")
             what = "the time column" if c == time_col else "column"

@@ -136,11 +136,17 @@ def test_cli_fit_reads_a_date_column_and_finds_it_by_name(tmp_path):
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
     assert "times: the dates in column 'Date', in years" in text
-    assert "frequencies (rad/year) from A:" in text and "years)" in text
+    assert "frequencies (rad/year) from A:" in text and " years" in text
     report = json.loads((out / "report.json").read_text())
     assert report["data"]["time_col"] == "Date" and report["data"]["times"] == "dates"
     assert report["options"]["time_calendar"] == "months"
-    assert min(abs(p - 1.0) for p in report["metrics"]["measured_periods"]) < 0.05
+    measured = report["metrics"]["measured_periods"]
+    assert min(abs(p - 1.0) for p in measured) < 0.05
+    # periods under a year are also given in days
+    assert (" days)" in text) == any(p < 1 for p in report["periods"] + measured)
+    short = min(report["periods"] + measured)
+    if short < 1:
+        assert f"{short:.5g} years ({short * 365.2425:.4g} days)" in text
 
 
 @pytest.mark.parametrize("columns, extra, message", [

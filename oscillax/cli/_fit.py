@@ -60,6 +60,7 @@ def fit(
     )
 
     from .._fit import fit_csv
+    from .._fit._dates import DAYS_PER_YEAR
 
     console = Console()
     cols = [c.strip() for c in value_cols.split(",") if c.strip()] if value_cols else None
@@ -87,10 +88,18 @@ def fit(
     progress.stop()
     m = rep["metrics"]
 
+    def period(w):
+        if not w:
+            return "inf"
+        p = 2 * math.pi / abs(w)
+        if unit == "time":
+            return f"{p:.5g}"
+        days = p * DAYS_PER_YEAR  # a period under a year reads better in days too
+        return f"{p:.5g} years" + (f" ({days:.4g} days)" if p < 1 else "")
+
     def fmt(omegas):
         freqs = ", ".join(f"{w:.5g}" for w in omegas)
-        periods = ", ".join(f"{2 * math.pi / abs(w):.5g}" if w else "inf" for w in omegas)
-        return f"{freqs}  (periods 2π/ω: {periods}{'' if unit == 'time' else ' years'})"
+        return f"{freqs}  (periods 2π/ω: {', '.join(period(w) for w in omegas)})"
 
     unit = "time" if result.time_calendar is None else "year"
     if result.time_calendar is not None:

@@ -81,9 +81,10 @@ def dated_fit():
 
 
 def test_a_fit_on_dates_speaks_years(dated_fit, tmp_path):
-    """A yearly cycle sampled monthly, given as dates: the periods are a year (in times
-    as nanoseconds, as before dates were read, they were 3e16), and later dates forecast
-    as the same decimal years do, also after saving and loading."""
+    """A yearly cycle sampled monthly, given as dates: the periods are a year (before dates
+    were read, the times were pandas' microseconds since 1970 and the period came out as
+    3e13), and later dates forecast as the same decimal years do, also after saving and
+    loading."""
     t, y, res = dated_fit
     assert res.time_calendar == "months" and res.t0 == 1990.0
     assert res.train_until == pytest.approx(1990 + 114 / 12)  # the last within 80 % of the span

@@ -54,17 +54,23 @@ def test_kinds_of_dates_agree_and_numbers_pass_through():
                  [datetime.datetime(2001, m, 1) for m in (1, 2, 3)],
                  pd.Series(pd.date_range("2001-01-01", periods=3, freq="MS")),
                  pd.date_range("2001-01-01", periods=3, freq="MS", tz="Europe/Berlin"),
-                 np.array(["2001-01-01", "2001-02-01", "2001-03-01"], dtype="datetime64[D]")):
+                 np.array(["2001-01-01", "2001-02-01", "2001-03-01"], dtype="datetime64[D]"),
+                 ["2001-01-01", "2001-02-01", "2001-03-01"],
+                 pd.Series(["2001-01", "2001-02", "2001-03"]),
+                 np.array(["2001-01-01", "2001-02-01", "2001-03-01"])):
         t, cal = as_times(kind)
         assert cal == "months"
         np.testing.assert_array_equal(t, want)
     x = np.arange(4.0)
     assert as_times(x)[0] is x and as_times(x)[1] is None
     assert as_times([1.0, 2.0]) == ([1.0, 2.0], None)
+    assert as_times(["1.5", "2.5"]) == (["1.5", "2.5"], None)  # numbers written as text
     with pytest.raises(ValueError, match="`ts` contains a missing date"):
         as_times(pd.DatetimeIndex(["2000-01-01", None]))
-    with pytest.raises(ValueError, match="`ts` holds dates that could not all be read"):
+    with pytest.raises(ValueError, match="`ts` holds dates, but ts\\[1\\] = 'soon' is not one"):
         as_times([datetime.date(2000, 1, 1), "soon"])
+    with pytest.raises(ValueError, match="`ts` holds dates, but ts\\[2\\] = 'b' is not one"):
+        ox.fit(["2000-01-01", "2000-02-01", "b"] * 8, np.arange(24.0))
 
 
 def _monthly(n=144, seed=0):

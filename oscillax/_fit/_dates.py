@@ -22,6 +22,7 @@ The calendar is chosen from the fitted dates and kept in the result (`options
 from __future__ import annotations
 
 import datetime
+import warnings
 
 import numpy as np
 
@@ -35,33 +36,59 @@ def _fail(message: str):
 
 
 def _is_dates(ts) -> bool:
-    """Whether `ts` holds dates (not numbers): a datetime64 array, Series or index, or
-    `datetime.date` / `np.datetime64` objects."""
+    """Whether `ts` holds dates (not numbers): a datetime64 array, Series or index,
+    `datetime.date` / `np.datetime64` objects, or text that is not numbers and whose first
+    entry reads as a date ("1958-03-01")."""
     kind = getattr(getattr(ts, "dtype", None), "kind", None)  # pandas' tz dtype has one too
     if kind == "M":
         return True
-    if isinstance(ts, (str, bytes)) or kind not in (None, "O"):
+    if isinstance(ts, (str, bytes)) or kind not in (None, "O", "U", "S"):
         return False
     try:
         first = next(iter(ts), None)
     except TypeError:
         return False
+    if isinstance(first, str):
+        try:
+            np.asarray(ts, dtype=np.float64)
+            return False  # numbers written as text
+        except (TypeError, ValueError):
+            return _reads_as_date(first)
     return isinstance(first, (datetime.date, np.datetime64))
+
+
+def _reads_as_date(text: str) -> bool:
+    import pandas as pd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return pd.notna(pd.to_datetime(text))
+        except (TypeError, ValueError, OverflowError):
+            return False
 
 
 def _stamps(ts, name):
     import pandas as pd
 
+    raw = np.asarray(ts).ravel()
     try:
-        st = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts).ravel()))
-    except (TypeError, ValueError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "could not infer format": parsed one by one
+            st = pd.DatetimeIndex(pd.to_datetime(raw, errors="coerce"))
+    except (TypeError, ValueError) as e:  # e.g. time zones mixed with naive stamps
         _fail(f"`{name}` holds dates that could not all be read as timestamps ({e}); pass "
               "dates only (datetime64, pandas timestamps or datetime.date), or numbers.")
     if st.tz is not None:
         st = st.tz_localize(None)  # local wall time: the calendar the dates were written in
     if st.isna().any():
         i = int(np.argmax(st.isna()))
-        _fail(f"`{name}` contains a missing date (NaT) at index {i}; drop or fill it.")
+        if pd.isna(raw[i]):
+            _fail(f"`{name}` contains a missing date (NaT) at index {i}; drop or fill it.")
+        bad = raw[i].item() if isinstance(raw[i], np.generic) else raw[i]
+        _fail(f"`{name}` holds dates, but {name}[{i}] = {bad!r} is not one; pass dates "
+              "only (datetime64, pandas timestamps, datetime.date or date strings), or "
+              "numbers.")
     return st
 
 

@@ -167,6 +167,8 @@ def test_cli_fit_reads_a_date_column_and_finds_it_by_name(tmp_path):
       "station": ["X1"] * 24, "v": np.arange(24.0), "w": np.ones(24)}, [],
      "column 'station' holds no numbers (e.g. 'X1'), so it is not a signal to fit; pass "
      "--value-cols with the value columns, e.g. --value-cols v,w"),
+    ({"year": [str(1700 + k) for k in range(23)] + ["n/a"], "v": np.arange(24.0)}, [],
+     "the time column 'year' has 1 missing, non-numeric, NaN or inf value(s) (data rows 24"),
     ({"stamp": np.arange(24.0), "v": np.arange(24.0)}, [],
      "has no time column named t, time, date, datetime, timestamp, year"),
 ])

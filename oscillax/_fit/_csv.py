@@ -43,6 +43,8 @@ def _as_dates(column):
 
     if column.dtype.kind not in "OSU" and str(column.dtype) not in ("string", "str"):
         return None
+    if pd.to_numeric(column, errors="coerce").notna().sum() > len(column) // 2:
+        return None  # numbers with some text ("1958" also reads as a date): named below
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "could not infer format": parsed one by one
         stamps = pd.to_datetime(column, errors="coerce")

@@ -25,11 +25,10 @@ def _fail(message: str):
     raise ValueError(message)
 
 
-def _check_series(ts, ys, *, ts_name="ts", ys_name="ys", min_samples=MIN_SAMPLES,
-                  calendar=None):
+def _check_series(ts, ys, *, ts_name="ts", ys_name="ys", min_samples=MIN_SAMPLES):
     """Times `(T,)` float64 and values `(T, p)` float64, checked; plus whether ys was 1-D.
-    Dates in `ts` become decimal years (`_dates.as_times`, in `calendar` when given)."""
-    ts, _ = as_times(ts, calendar, name=ts_name)
+    Dates in `ts` become decimal years (`_dates.as_times`, the calendar chosen from them)."""
+    ts, _ = as_times(ts, name=ts_name)
     try:
         t = np.asarray(ts, dtype=np.float64)
     except (TypeError, ValueError):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ._checks import _fail
-from ._dates import as_times, describe
+from ._dates import as_times, describe, parse
 from ._result import MODEL_FILE, SETTINGS_FILE, FitResult, _jsonable
 from ._train import fit
 
@@ -37,18 +37,14 @@ def _time_column(cols: list[str], time_col: str | None, path: Path) -> str:
 
 def _as_dates(column):
     """The column as timestamps when it holds text that reads as dates, else None."""
-    import warnings
-
     import pandas as pd
 
     if column.dtype.kind not in "OSU" and str(column.dtype) not in ("string", "str"):
         return None
     if pd.to_numeric(column, errors="coerce").notna().sum() > len(column) // 2:
         return None  # numbers with some text ("1958" also reads as a date): named below
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "could not infer format": parsed one by one
-        stamps = pd.to_datetime(column, errors="coerce")
-    bad = np.nonzero(stamps.isna().to_numpy())[0]
+    stamps = parse(column)
+    bad = np.nonzero(stamps.isna())[0]
     if bad.size == len(column) or bad.size > len(column) // 2:
         return None  # not dates: the numeric check below names the rows
     if bad.size:
@@ -56,7 +52,7 @@ def _as_dates(column):
         _fail(f"the time column {column.name!r} holds dates, but {bad.size} value(s) are "
               f"missing or not dates (data rows {rows}, 1-based after the header). Remove or "
               "fix those rows.")
-    return pd.DatetimeIndex(stamps)
+    return stamps
 
 
 def _read_csv(data, time_col: str | None, value_cols: Sequence[str] | None):

@@ -58,14 +58,19 @@ def _is_dates(ts) -> bool:
 
 
 def _reads_as_date(text: str) -> bool:
+    try:
+        return not parse([text]).isna()[0]
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def parse(values):
+    """`values` (dates, or text) as a pandas DatetimeIndex, NaT where one is not a date."""
     import pandas as pd
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return pd.notna(pd.to_datetime(text))
-        except (TypeError, ValueError, OverflowError):
-            return False
+        warnings.simplefilter("ignore")  # "could not infer format": parsed one by one
+        return pd.DatetimeIndex(pd.to_datetime(values, errors="coerce"))
 
 
 def _stamps(ts, name):
@@ -73,9 +78,7 @@ def _stamps(ts, name):
 
     raw = np.asarray(ts).ravel()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "could not infer format": parsed one by one
-            st = pd.DatetimeIndex(pd.to_datetime(raw, errors="coerce"))
+        st = parse(raw)
     except (TypeError, ValueError) as e:  # e.g. time zones mixed with naive stamps
         _fail(f"`{name}` holds dates that could not all be read as timestamps ({e}); pass "
               "dates only (datetime64, pandas timestamps or datetime.date), or numbers.")

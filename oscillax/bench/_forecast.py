@@ -175,6 +175,12 @@ def run_series(name: str, quick: bool = False, seed: int = 0,
     }
 
 
+def train_samples(t, val_fraction: float) -> int:
+    """The training samples when the last `val_fraction` of the time span is held out (as
+    `ox.fit` splits)."""
+    return int(np.searchsorted(t, t[0] + (1 - val_fraction) * (t[-1] - t[0]), side="right"))
+
+
 def baseline_row(name: str, val_fraction: float) -> dict:
     """The baselines alone (no network: a fraction of a second) on one series and split, as
     `run_series` splits it: each held-out RMSE, and `forecast_rmse`, that of the baseline
@@ -183,7 +189,7 @@ def baseline_row(name: str, val_fraction: float) -> dict:
     from .._fit._scores import BASELINE
 
     t, y = ALL_SERIES[name]()
-    n_train = int(np.searchsorted(t, t[0] + (1 - val_fraction) * (t[-1] - t[0]), side="right"))
+    n_train = train_samples(t, val_fraction)
     b = baselines(t, y[:, None], n_train)
     return {"series": name, "val_fraction": val_fraction, "forecaster": BASELINE,
             "forecast_rmse": b[BASELINE]["rmse"], "ar_p": b["ar"]["p"],

@@ -31,16 +31,11 @@ import argparse
 import numpy as np
 
 from .._fit._baselines import baselines
-from ._forecast import ALL_SERIES, FRACTIONS
+from ._forecast import ALL_SERIES, FRACTIONS, train_samples
 
 ALL_FRACTIONS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
 MIN_TRAIN = 30
 """The shortest training part a shrinkage origin refits the baselines to."""
-
-
-def split(t, val_fraction: float) -> int:
-    """The training samples for `val_fraction` of the time span held out (as `_forecast`)."""
-    return int(np.searchsorted(t, t[0] + (1 - val_fraction) * (t[-1] - t[0]), side="right"))
 
 
 def shrink_factor(t, y, n_train: int, horizon: int, origins: int) -> float:
@@ -87,7 +82,7 @@ def ratios(names, fractions) -> dict:
         t, y = ALL_SERIES[name]()
         y = y[:, None]
         for f in fractions:
-            n = split(t, f)
+            n = train_samples(t, f)
             fc = {}
             b = baselines(t, y, n, forecasts=fc)
             target = min(b["mean"]["rmse"], b["harmonic"]["rmse"])

@@ -87,6 +87,7 @@ def fit(
         fail(str(e))
     progress.stop()
     m = rep["metrics"]
+    unit = "time" if result.time_calendar is None else "year"
 
     def period(w):
         if not w:
@@ -101,7 +102,6 @@ def fit(
         freqs = ", ".join(f"{w:.5g}" for w in omegas)
         return f"{freqs}  (periods 2π/ω: {', '.join(period(w) for w in omegas)})"
 
-    unit = "time" if result.time_calendar is None else "year"
     if result.time_calendar is not None:
         console.print(f"times: the dates in column {rep['data']['time_col']!r}, in "
                       f"{rep['data']['time_unit']}", highlight=False)
